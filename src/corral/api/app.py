@@ -1,0 +1,96 @@
+"""The app factory: builds every collaborator once and hangs it on ``app.state``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from corral import __version__
+from corral.api import health, ollama
+from corral.api.errors import install_error_handlers
+from corral.api.health import Readiness
+from corral.config import Settings
+from corral.core.scheduler import Scheduler
+from corral.core.service import Service
+from corral.runner.protocol import Engine, EngineFactory, LoadSpec
+from corral.store.defaults import ensure_default_model
+from corral.store.models import Store
+
+__all__ = ["create_app", "default_engine_factory"]
+
+log = logging.getLogger(__name__)
+
+# Ollama's default origins: local pages and desktop app schemes.
+_LOCAL_ORIGINS = r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|app://.*|file://.*|tauri://.*)$"
+
+
+def default_engine_factory(settings: Settings) -> EngineFactory:
+    """llama-server subprocesses; the binary is looked up on first load, not at start-up."""
+    binary: list[Path] = []
+
+    async def start(spec: LoadSpec) -> Engine:
+        from corral.runner.discovery import find_llama_server
+        from corral.runner.process import start_engine
+
+        if not binary:
+            binary.append(find_llama_server(settings.llama_server))
+        return await start_engine(
+            spec,
+            binary=binary[0],
+            load_timeout=settings.load_timeout,
+            log_dir=settings.home / "logs",
+        )
+
+    return start
+
+
+async def _prepare_store(settings: Settings, store: Store, readiness: Readiness) -> None:
+    readiness.set_waiting("preparing the model store")
+    store.root.mkdir(parents=True, exist_ok=True)
+    if not settings.no_default_model:
+        readiness.set_waiting("adding the default model", model="smollm2:135m")
+        await asyncio.to_thread(ensure_default_model, store)
+    readiness.set_ready()
+
+
+def create_app(settings: Settings | None = None, *, engine_factory: EngineFactory | None = None) -> FastAPI:
+    settings = settings or Settings()
+    store = Store(settings.models_dir)
+    scheduler = Scheduler(
+        engine_factory or default_engine_factory(settings),
+        max_loaded=settings.max_loaded_models,
+        max_queue=settings.max_queue,
+    )
+    readiness = Readiness()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _prepare_store(settings, store, readiness)
+        try:
+            yield
+        finally:
+            await scheduler.shutdown()
+
+    app = FastAPI(title="corral", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    app.state.scheduler = scheduler
+    app.state.service = Service(settings, store, scheduler)
+    app.state.readiness = readiness
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origin_regex=_LOCAL_ORIGINS,
+        allow_origins=settings.origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(ollama.router)
+    return app

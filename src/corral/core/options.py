@@ -1,0 +1,76 @@
+"""Ollama options -> engine load spec and sampling parameters (pure functions).
+
+Precedence, as in Ollama: request options over the model's Modelfile parameters over
+server settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corral.config import Settings
+from corral.errors import InvalidOption
+from corral.runner.protocol import GenerationParams, LoadSpec
+from corral.store.models import LocalModel
+from corral.types import Format, Options
+
+__all__ = ["generation_params", "load_spec", "merged_options"]
+
+# Ollama option name -> llama-server parameter name.
+_SAMPLING = {
+    "num_keep": "n_keep",
+    "seed": "seed",
+    "num_predict": "n_predict",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "typical_p": "typical_p",
+    "repeat_last_n": "repeat_last_n",
+    "temperature": "temperature",
+    "repeat_penalty": "repeat_penalty",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "mirostat": "mirostat",
+    "mirostat_tau": "mirostat_tau",
+    "mirostat_eta": "mirostat_eta",
+    "stop": "stop",
+}
+
+
+def merged_options(model: LocalModel, options: Options | None) -> dict[str, Any]:
+    """The model's stored parameters overlaid with the request's options."""
+    merged: dict[str, Any] = dict(model.params)
+    if options is not None:
+        merged.update(options.model_dump(exclude_none=True))
+    return merged
+
+
+def load_spec(model: LocalModel, options: dict[str, Any], settings: Settings) -> LoadSpec:
+    num_ctx = int(options.get("num_ctx") or settings.context_length)
+    if num_ctx < 16:
+        raise InvalidOption(f"num_ctx must be at least 16, got {num_ctx}")
+    thread = options.get("num_thread") or settings.num_threads
+    return LoadSpec(
+        model_path=model.model_path,
+        num_ctx=num_ctx,
+        num_parallel=int(options.get("num_parallel") or settings.num_parallel),
+        num_batch=options.get("num_batch"),
+        num_gpu=options.get("num_gpu"),
+        main_gpu=options.get("main_gpu"),
+        num_thread=int(thread) if thread else None,
+        use_mmap=bool(options.get("use_mmap", True)),
+        projector_path=model.projector_path,
+        label=model.name.display,
+    )
+
+
+def generation_params(options: dict[str, Any], fmt: Format) -> GenerationParams:
+    sampling = {_SAMPLING[key]: value for key, value in options.items() if key in _SAMPLING}
+    # Ollama: -1 = until done, -2 = fill the context; llama-server: -1 = until done.
+    if sampling.get("n_predict", 0) < 0:
+        sampling["n_predict"] = -1
+    if isinstance(fmt, dict):
+        return GenerationParams(sampling=sampling, json_schema=fmt)
+    if fmt == "json":
+        return GenerationParams(sampling=sampling, json_mode=True)
+    return GenerationParams(sampling=sampling)

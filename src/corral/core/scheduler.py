@@ -1,0 +1,238 @@
+"""Which engines are loaded, for how long, and who may use them.
+
+- one engine per (model, load spec); a request needing another spec reloads the model;
+- at most ``max_loaded`` engines: a new model first evicts the least recently used idle one,
+  then waits for a busy one to go idle; only one model loads at a time;
+- each engine has ``num_parallel`` slots; requests beyond them wait, at most ``max_queue``
+  of them, after which new requests get :class:`ServerBusy` at once;
+- ``keep_alive`` starts counting when the last request using a model ends (``None`` = forever);
+- an engine that died is dropped and reloaded by the next request, never taking others down.
+
+The engine factory and the clock are injected, so tests use fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from corral.errors import EngineCrashed, ServerBusy
+from corral.runner.protocol import Engine, EngineFactory, LoadSpec
+from corral.store.models import LocalModel
+
+__all__ = ["Lease", "LoadedModel", "Scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    model: LocalModel
+    spec: LoadSpec
+    engine: Engine
+    slots: asyncio.Semaphore
+    keep_alive: float | None
+    active: int = 0
+    last_used: float = 0.0
+    expires_at: datetime | None = None
+    closed: bool = False
+    _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        return self.model.size
+
+
+@dataclass(slots=True)
+class Lease:
+    loaded: LoadedModel
+    load_duration_ns: int
+
+    @property
+    def engine(self) -> Engine:
+        return self.loaded.engine
+
+
+class Scheduler:
+    def __init__(
+        self,
+        engine_factory: EngineFactory,
+        *,
+        max_loaded: int,
+        max_queue: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._factory = engine_factory
+        self._max_loaded = max_loaded
+        self._max_queue = max_queue
+        self._clock = clock
+        self._loaded: list[LoadedModel] = []
+        self._load_lock = asyncio.Lock()
+        self._changed = asyncio.Condition()
+        self._waiting = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def running(self) -> list[LoadedModel]:
+        return [m for m in self._loaded if not m.closed]
+
+    @contextlib.asynccontextmanager
+    async def acquire(
+        self, model: LocalModel, spec: LoadSpec, keep_alive: float | None
+    ) -> AsyncIterator[Lease]:
+        """Hold one slot of a loaded engine for ``model`` for the duration of a request."""
+        if self._waiting >= self._max_queue:
+            raise ServerBusy("server busy, please try again. maximum pending requests exceeded")
+        self._waiting += 1
+        try:
+            loaded, load_ns = await self._slot(model, spec, keep_alive)
+        finally:
+            self._waiting -= 1
+        crashed = False
+        try:
+            yield Lease(loaded, load_ns)
+        except EngineCrashed:
+            crashed = True
+            raise
+        finally:
+            await self._release(loaded, crashed or not loaded.engine.is_alive())
+
+    async def _slot(
+        self, model: LocalModel, spec: LoadSpec, keep_alive: float | None
+    ) -> tuple[LoadedModel, int]:
+        while True:
+            started = time.perf_counter_ns()
+            loaded, was_loaded = await self._ensure_loaded(model, spec, keep_alive)
+            load_ns = 0 if not was_loaded else time.perf_counter_ns() - started
+            loaded.keep_alive = keep_alive
+            loaded.active += 1  # counted before waiting, so it is never evicted while we queue
+            self._cancel_timer(loaded)
+            try:
+                await loaded.slots.acquire()
+            except BaseException:
+                loaded.active -= 1
+                raise
+            if not loaded.closed:
+                return loaded, load_ns
+            loaded.slots.release()
+            loaded.active -= 1
+
+    async def _ensure_loaded(
+        self, model: LocalModel, spec: LoadSpec, keep_alive: float | None
+    ) -> tuple[LoadedModel, bool]:
+        current = self._find(model)
+        if current is not None and current.spec == spec and current.engine.is_alive():
+            return current, False  # the common case takes no lock
+        async with self._load_lock:
+            while True:
+                current = self._find(model)
+                if current is not None and current.spec == spec and current.engine.is_alive():
+                    return current, False
+                if current is not None and current.engine.is_alive() and current.active:
+                    await self._wait_for_change()  # options changed: reload once it is idle
+                    continue
+                if current is not None:
+                    await self._unload(current)
+                if len(self.running()) < self._max_loaded:
+                    break
+                idle = [m for m in self.running() if m.active == 0]
+                if idle:
+                    await self._unload(min(idle, key=lambda m: m.last_used))
+                else:
+                    await self._wait_for_change()
+            log.info("loading %s", spec.label)
+            engine = await self._factory(spec)
+            loaded = LoadedModel(
+                model=model,
+                spec=spec,
+                engine=engine,
+                slots=asyncio.Semaphore(spec.num_parallel),
+                keep_alive=keep_alive,
+                last_used=self._clock(),
+            )
+            self._loaded.append(loaded)
+            return loaded, True
+
+    def _find(self, model: LocalModel) -> LoadedModel | None:
+        return next((m for m in self.running() if m.model.digest == model.digest), None)
+
+    async def _wait_for_change(self) -> None:
+        async with self._changed:
+            await self._changed.wait()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _release(self, loaded: LoadedModel, dead: bool) -> None:
+        loaded.slots.release()
+        loaded.active -= 1
+        loaded.last_used = self._clock()
+        if dead and not loaded.closed:
+            log.warning("engine for %s stopped; it will be reloaded on next use", loaded.spec.label)
+            await self._unload(loaded)
+        elif loaded.active == 0 and not loaded.closed:
+            self._start_timer(loaded)
+        await self._notify()
+
+    def _start_timer(self, loaded: LoadedModel) -> None:
+        self._cancel_timer(loaded)
+        if loaded.keep_alive is None:
+            loaded.expires_at = None
+            return
+        loaded.expires_at = datetime.now(UTC) + timedelta(seconds=loaded.keep_alive)
+        loop = asyncio.get_running_loop()
+        loaded._timer = loop.call_later(loaded.keep_alive, self._spawn_expire, loaded)
+
+    def _spawn_expire(self, loaded: LoadedModel) -> None:
+        task = asyncio.get_running_loop().create_task(self._expire(loaded))
+        self._tasks.add(task)  # keep a reference until done
+        task.add_done_callback(self._tasks.discard)
+
+    def _cancel_timer(self, loaded: LoadedModel) -> None:
+        if loaded._timer is not None:
+            loaded._timer.cancel()
+            loaded._timer = None
+        if loaded.keep_alive is not None:
+            loaded.expires_at = datetime.now(UTC) + timedelta(seconds=loaded.keep_alive)
+        else:
+            loaded.expires_at = None
+
+    async def _expire(self, loaded: LoadedModel) -> None:
+        if loaded.active == 0 and not loaded.closed:
+            log.info("unloading %s (keep_alive expired)", loaded.spec.label)
+            await self._unload(loaded)
+            await self._notify()
+
+    async def _unload(self, loaded: LoadedModel) -> None:
+        loaded.closed = True
+        self._cancel_timer(loaded)
+        if loaded in self._loaded:
+            self._loaded.remove(loaded)
+        await loaded.engine.stop()
+
+    async def unload(self, model: LocalModel) -> bool:
+        """Unload now if idle, else as soon as its last request ends."""
+        current = self._find(model)
+        if current is None:
+            return False
+        current.keep_alive = 0
+        if current.active == 0:
+            await self._unload(current)
+            await self._notify()
+        return True
+
+    async def shutdown(self) -> None:
+        for loaded in list(self._loaded):
+            await self._unload(loaded)
+
+    def kill_all_now(self) -> None:
+        """Synchronous last resort from a signal or atexit handler."""
+        for loaded in self._loaded:
+            kill = getattr(loaded.engine, "kill_now", None)
+            if kill is not None:
+                kill()

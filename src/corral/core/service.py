@@ -1,0 +1,234 @@
+"""The one native pipeline: chat and generate, Ollama-shaped in and out.
+
+Every API surface (Ollama's /api, OpenAI's /v1) converts to these calls and back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from corral.config import Settings
+from corral.core.catalog import Catalog, capabilities
+from corral.core.options import generation_params, load_spec, merged_options
+from corral.core.scheduler import Lease, Scheduler
+from corral.durations import parse_keep_alive
+from corral.errors import UnsupportedFeature
+from corral.runner.protocol import Delta
+from corral.store.models import LocalModel, Store
+from corral.types import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, Message
+
+__all__ = ["Service", "collect_chat", "collect_generate"]
+
+
+class Service:
+    def __init__(self, settings: Settings, store: Store, scheduler: Scheduler) -> None:
+        self.settings = settings
+        self.store = store
+        self.scheduler = scheduler
+        self.catalog = Catalog()
+
+    # -- models ---------------------------------------------------------------------------
+
+    def list_models(self) -> list[dict[str, Any]]:
+        models = sorted(self.store.list(), key=lambda m: m.modified_at, reverse=True)
+        return [self.catalog.tag(m) for m in models]
+
+    def show(self, name: str, verbose: bool = False) -> dict[str, Any]:
+        return self.catalog.show(self.store.get(name), verbose)
+
+    def running(self) -> list[dict[str, Any]]:
+        return [self.catalog.running(m) for m in self.scheduler.running()]
+
+    # -- inference ------------------------------------------------------------------------
+
+    def _check(self, model: LocalModel, *, tools: bool, images: bool, think: bool) -> None:
+        caps = capabilities(self.catalog.gguf(model), model)
+        name = model.name.display
+        if tools and "tools" not in caps:
+            raise UnsupportedFeature(f'"{name}" does not support tools')
+        if images and "vision" not in caps:
+            raise UnsupportedFeature(f'"{name}" does not support images')
+        if think and "thinking" not in caps:
+            raise UnsupportedFeature(f'"{name}" does not support thinking')
+
+    async def _load_only(
+        self, model: LocalModel, keep_alive: float | None, spec_options: dict[str, Any]
+    ) -> tuple[str, int]:
+        """An empty prompt loads the model; with keep_alive 0 it unloads it."""
+        if keep_alive == 0:
+            await self.scheduler.unload(model)
+            return "unload", 0
+        spec = load_spec(model, spec_options, self.settings)
+        async with self.scheduler.acquire(model, spec, keep_alive) as lease:
+            return "load", lease.load_duration_ns
+
+    def _keep_alive(self, value: float | int | str | None) -> float | None:
+        return parse_keep_alive(value, self.settings.default_keep_alive)
+
+    async def chat(self, request: ChatRequest) -> AsyncIterator[ChatResponse]:
+        started = time.perf_counter_ns()
+        model = self.store.get(request.model)
+        name = request.model
+        options = merged_options(model, request.options)
+        keep_alive = self._keep_alive(request.keep_alive)
+        if not request.messages:
+            reason, load_ns = await self._load_only(model, keep_alive, options)
+            yield ChatResponse(
+                model=name,
+                created_at=datetime.now(UTC),
+                message=Message(role="assistant"),
+                done=True,
+                done_reason=reason,
+                total_duration=time.perf_counter_ns() - started,
+                load_duration=load_ns,
+            )
+            return
+        self._check(
+            model,
+            tools=bool(request.tools),
+            images=any(m.images for m in request.messages),
+            think=bool(request.think),
+        )
+        spec = load_spec(model, options, self.settings)
+        params = generation_params(options, request.format)
+        messages = _engine_messages(model, request.messages)
+        async with self.scheduler.acquire(model, spec, keep_alive) as lease:
+            stream = lease.engine.chat(messages, params, request.tools)
+            async with contextlib.aclosing(stream):
+                async for delta in stream:
+                    if not delta.done:
+                        yield ChatResponse(
+                            model=name,
+                            created_at=datetime.now(UTC),
+                            message=Message(
+                                role="assistant",
+                                content=delta.content,
+                                thinking=delta.thinking or None,
+                            ),
+                        )
+                        continue
+                    message = Message(role="assistant", content=delta.content)
+                    if delta.tool_calls:
+                        message.tool_calls = delta.tool_calls  # type: ignore[assignment]
+                    yield ChatResponse(
+                        model=name,
+                        created_at=datetime.now(UTC),
+                        message=message,
+                        **_final(delta, lease, started),
+                    )
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerateResponse]:
+        started = time.perf_counter_ns()
+        model = self.store.get(request.model)
+        name = request.model
+        options = merged_options(model, request.options)
+        keep_alive = self._keep_alive(request.keep_alive)
+        if not request.prompt and not request.images:
+            reason, load_ns = await self._load_only(model, keep_alive, options)
+            yield GenerateResponse(
+                model=name,
+                created_at=datetime.now(UTC),
+                done=True,
+                done_reason=reason,
+                total_duration=time.perf_counter_ns() - started,
+                load_duration=load_ns,
+            )
+            return
+        if request.suffix:
+            raise UnsupportedFeature("suffix (fill-in-the-middle) is not supported by corral yet")
+        if request.template:
+            raise UnsupportedFeature(
+                "a per-request template is not supported: the model's own chat template is used "
+                'unless you set "raw": true and format the prompt yourself'
+            )
+        self._check(model, tools=False, images=bool(request.images), think=bool(request.think))
+        spec = load_spec(model, options, self.settings)
+        params = generation_params(options, request.format)
+        async with self.scheduler.acquire(model, spec, keep_alive) as lease:
+            if request.raw:
+                stream = lease.engine.complete(request.prompt, params)
+            else:
+                system = request.system if request.system is not None else model.system
+                messages = [{"role": "system", "content": system}] if system else []
+                messages.append({"role": "user", "content": request.prompt})
+                stream = lease.engine.chat(messages, params, None)
+            async with contextlib.aclosing(stream):
+                async for delta in stream:
+                    if not delta.done:
+                        yield GenerateResponse(
+                            model=name,
+                            created_at=datetime.now(UTC),
+                            response=delta.content,
+                            thinking=delta.thinking or None,
+                        )
+                        continue
+                    yield GenerateResponse(
+                        model=name,
+                        created_at=datetime.now(UTC),
+                        response=delta.content,
+                        **_final(delta, lease, started),
+                    )
+
+
+def _engine_messages(model: LocalModel, messages: list[Message]) -> list[dict[str, Any]]:
+    """The Modelfile's SYSTEM and MESSAGEs first, unless the request brings its own system."""
+    out: list[dict[str, Any]] = []
+    if model.system and not any(m.role == "system" for m in messages):
+        out.append({"role": "system", "content": model.system})
+    out.extend(model.messages)
+    for message in messages:
+        item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.tool_calls:
+            item["tool_calls"] = [
+                {"type": "function", "function": c.function.model_dump()} for c in message.tool_calls
+            ]
+        if message.tool_name:
+            item["name"] = message.tool_name
+        out.append(item)
+    return out
+
+
+def _final(delta: Delta, lease: Lease, started_ns: int) -> dict[str, Any]:
+    return {
+        "done": True,
+        "done_reason": delta.done_reason or "stop",
+        "total_duration": time.perf_counter_ns() - started_ns,
+        "load_duration": lease.load_duration_ns,
+        "prompt_eval_count": delta.prompt_tokens,
+        "prompt_eval_duration": int(delta.prompt_ms * 1_000_000),
+        "eval_count": delta.eval_tokens,
+        "eval_duration": int(delta.eval_ms * 1_000_000),
+    }
+
+
+async def collect_chat(stream: AsyncIterator[ChatResponse]) -> ChatResponse:
+    """Fold a stream into the single object ``stream: false`` answers with."""
+    content: list[str] = []
+    thinking: list[str] = []
+    last: ChatResponse | None = None
+    async for chunk in stream:
+        content.append(chunk.message.content)
+        thinking.append(chunk.message.thinking or "")
+        last = chunk
+    assert last is not None, "the service always ends a stream with a done chunk"
+    last.message.content = "".join(content)
+    last.message.thinking = "".join(thinking) or None
+    return last
+
+
+async def collect_generate(stream: AsyncIterator[GenerateResponse]) -> GenerateResponse:
+    response: list[str] = []
+    thinking: list[str] = []
+    last: GenerateResponse | None = None
+    async for chunk in stream:
+        response.append(chunk.response)
+        thinking.append(chunk.thinking or "")
+        last = chunk
+    assert last is not None, "the service always ends a stream with a done chunk"
+    last.response = "".join(response)
+    last.thinking = "".join(thinking) or None
+    return last

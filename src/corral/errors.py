@@ -1,0 +1,102 @@
+"""Typed exceptions. Each API surface renders them its own way (see ``corral.api.errors``).
+
+::
+
+    CorralError                      (500)
+    ├── BadRequest                   (400)
+    │   ├── InvalidModelName
+    │   ├── InvalidOption
+    │   └── UnsupportedFeature
+    ├── ModelNotFound                (404)
+    ├── StoreError                   (500)
+    │   └── CorruptBlob
+    ├── GGUFError                    (500; 400 when the file came from the request)
+    ├── EngineError                  (500)
+    │   ├── EngineNotFound
+    │   ├── EngineStartError
+    │   └── EngineCrashed
+    ├── ServerBusy                   (503)
+    └── RequestCancelled             (499)
+
+Errors are matched by type, never by message text.
+"""
+
+from __future__ import annotations
+
+
+class CorralError(Exception):
+    """Base of every error corral raises on purpose."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(CorralError):
+    """The request cannot be served as sent; the message says what to fix."""
+
+    status_code = 400
+
+
+class InvalidModelName(BadRequest):
+    """A model name that does not parse (empty part, bad characters, too long)."""
+
+
+class InvalidOption(BadRequest):
+    """An option or parameter with a value corral cannot use."""
+
+
+class UnsupportedFeature(BadRequest):
+    """The model or the build cannot do what was asked (tools, images, quantize ...)."""
+
+
+class ModelNotFound(CorralError):
+    """No local model with this name."""
+
+    status_code = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f'model "{name}" not found, try pulling it first')
+        self.name = name
+
+
+class StoreError(CorralError):
+    """The model store could not be read or written."""
+
+
+class CorruptBlob(StoreError):
+    """A blob whose content does not match its digest."""
+
+
+class GGUFError(CorralError):
+    """A GGUF file that is corrupt, truncated or not GGUF at all."""
+
+
+class EngineError(CorralError):
+    """The inference engine failed."""
+
+
+class EngineNotFound(EngineError):
+    """No ``llama-server`` binary could be found."""
+
+
+class EngineStartError(EngineError):
+    """The engine process exited or never became healthy while loading a model."""
+
+
+class EngineCrashed(EngineError):
+    """The engine died or stopped answering while serving a request."""
+
+
+class ServerBusy(CorralError):
+    """Too many pending requests."""
+
+    status_code = 503
+
+
+class RequestCancelled(CorralError):
+    """The client went away before the answer was complete."""
+
+    status_code = 499

@@ -1,0 +1,86 @@
+"""What the rest of corral knows about an engine: a load spec, sampling parameters, and a
+stream of deltas. Only ``corral.runner`` knows llama-server's flags and endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["Delta", "Engine", "EngineFactory", "GenerationParams", "LoadSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    """Everything fixed when a model is loaded; a request needing another spec reloads it."""
+
+    model_path: Path
+    num_ctx: int  # context per slot; the engine gets num_ctx * num_parallel
+    num_parallel: int = 1
+    num_batch: int | None = None
+    num_gpu: int | None = None  # layers to offload; None = engine default
+    main_gpu: int | None = None
+    num_thread: int | None = None
+    use_mmap: bool = True
+    projector_path: Path | None = None
+    label: str = ""  # model name, for logs and error messages
+
+
+@dataclass(slots=True)
+class GenerationParams:
+    """Per-request sampling, already mapped from Ollama's option names (see core.options).
+
+    ``sampling`` holds llama-server's own parameter names (temperature, top_k, top_p, min_p,
+    repeat_penalty, repeat_last_n, seed, n_predict, stop, presence_penalty, frequency_penalty,
+    typical_p, mirostat, mirostat_tau, mirostat_eta, n_keep).
+    """
+
+    sampling: dict[str, Any] = field(default_factory=dict)
+    json_schema: dict[str, Any] | None = None  # format: <schema>
+    json_mode: bool = False  # format: "json"
+
+
+@dataclass(slots=True)
+class Delta:
+    """One piece of a streamed answer. The last one has ``done=True`` and the timings."""
+
+    content: str = ""
+    thinking: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    done: bool = False
+    done_reason: str | None = None  # "stop" or "length"
+    prompt_tokens: int = 0
+    prompt_ms: float = 0.0
+    eval_tokens: int = 0
+    eval_ms: float = 0.0
+
+
+class Engine(Protocol):
+    """A loaded model in a running engine process."""
+
+    spec: LoadSpec
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        params: GenerationParams,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncIterator[Delta]:
+        """Apply the model's chat template to ``messages`` and stream the answer."""
+        ...
+
+    def complete(self, prompt: str, params: GenerationParams) -> AsyncIterator[Delta]:
+        """Stream a continuation of a raw ``prompt`` (no template)."""
+        ...
+
+    def is_alive(self) -> bool: ...
+
+    async def stop(self) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL) and wait for it."""
+        ...
+
+
+EngineFactory = Callable[[LoadSpec], Awaitable[Engine]]
+"""Starts an engine for a spec and returns it once healthy; raises EngineStartError."""

