@@ -39,3 +39,15 @@ def gemma_path() -> Path:
 
     CACHE.mkdir(exist_ok=True)
     return Path(gemma.assemble(output_path=CACHE / gemma.MODEL_NAME))
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One real server (real engine, SmolLM2) shared by the engine and clients tiers."""
+    from tests.live import alive, engine_pids, start_server
+
+    server = start_server(tmp_path_factory.mktemp("live") / "home", CORRAL_NUM_THREADS="2")
+    yield server
+    engines = engine_pids(server.process.pid)
+    assert server.stop() == 0, server.log.read_text()[-2000:]
+    assert [pid for pid in engines if alive(pid)] == [], "SIGTERM left engines behind"

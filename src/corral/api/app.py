@@ -36,7 +36,7 @@ def default_engine_factory(settings: Settings) -> EngineFactory:
 
     async def start(spec: LoadSpec) -> Engine:
         from corral.runner.discovery import find_llama_server
-        from corral.runner.process import start_engine
+        from corral.runner.engine import start_engine
 
         if not binary:
             binary.append(find_llama_server(settings.llama_server))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 
 import uvicorn
 
 from corral.api.app import create_app
 from corral.config import Settings
-from corral.core.scheduler import Scheduler
 
 __all__ = ["run_server"]
 
@@ -20,10 +18,8 @@ def run_server(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     app = create_app(settings)
-    scheduler: Scheduler = app.state.scheduler
-    # uvicorn turns SIGINT/SIGTERM into a graceful shutdown, whose lifespan stops the
-    # engines; this catches the other exits; PR_SET_PDEATHSIG in the runner covers kill -9.
-    atexit.register(scheduler.kill_all_now)
+    # uvicorn turns SIGINT/SIGTERM into a graceful shutdown whose lifespan stops the engines;
+    # the runner's atexit hook and PR_SET_PDEATHSIG cover every other way out.
     address = settings.address
     logging.getLogger(__name__).info(
         "corral listening on %s, models in %s", address.url, settings.models_dir

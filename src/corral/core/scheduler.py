@@ -229,10 +229,3 @@ class Scheduler:
     async def shutdown(self) -> None:
         for loaded in list(self._loaded):
             await self._unload(loaded)
-
-    def kill_all_now(self) -> None:
-        """Synchronous last resort from a signal or atexit handler."""
-        for loaded in self._loaded:
-            kill = getattr(loaded.engine, "kill_now", None)
-            if kill is not None:
-                kill()
