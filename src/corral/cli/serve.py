@@ -1,0 +1,35 @@
+"""``corral serve``: run the HTTP server in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from corral.cli.main import Context
+
+__all__ = ["serve", "settings_epilog"]
+
+
+def settings_epilog() -> str:
+    """The environment-variable table shown by ``corral serve --help``."""
+    from corral.config import settings_table
+
+    return settings_table()
+
+
+def serve(args: argparse.Namespace, ctx: Context) -> int:
+    from pydantic import ValidationError
+
+    from corral.config import Settings
+
+    try:
+        settings = Settings(host=args.host) if args.host else Settings()
+    except ValidationError as exc:
+        print(f"Error: invalid settings: {exc}", file=sys.stderr)
+        return 1
+    from corral.api.server import run_server
+
+    run_server(settings)
+    return 0

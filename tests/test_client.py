@@ -1,0 +1,192 @@
+"""corral.client against httpx.MockTransport (and one real refused connection)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from corral.client import AsyncClient, Client, ClientError, ServerUnreachable
+
+Seen = list[tuple[str, str, Any]]
+
+
+def make_client(handler: Any, seen: Seen | None = None) -> Client:
+    def record(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            body = json.loads(request.content) if request.content else None
+            seen.append((request.method, request.url.path, body))
+        response: httpx.Response = handler(request)
+        return response
+
+    return Client("http://corral.test", transport=httpx.MockTransport(record))
+
+
+def lines(*chunks: dict[str, Any]) -> bytes:
+    return "".join(json.dumps(c) + "\n" for c in chunks).encode()
+
+
+def test_chat_streams_ndjson_and_sends_the_request_body() -> None:
+    seen: Seen = []
+    body = lines({"message": {"content": "Hel"}}, {"message": {"content": "lo"}}, {"done": True})
+    body = body.replace(b"\n", b"\n\n", 1)  # blank lines are skipped
+    client = make_client(lambda r: httpx.Response(200, content=body), seen)
+
+    chunks = list(
+        client.chat(
+            "smollm2:135m",
+            [{"role": "user", "content": "hi"}],
+            options={"temperature": 0},
+            system="Be brief.",
+            keep_alive="10m",
+            format="json",
+        )
+    )
+
+    assert [c.get("message", {}).get("content") for c in chunks] == ["Hel", "lo", None]
+    assert chunks[-1]["done"] is True
+    assert seen == [
+        (
+            "POST",
+            "/api/chat",
+            {
+                "model": "smollm2:135m",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "hi"},
+                ],
+                "stream": True,
+                "options": {"temperature": 0},
+                "format": "json",
+                "keep_alive": "10m",
+            },
+        )
+    ]
+
+
+def test_generate_sends_prompt_and_system_and_can_disable_streaming() -> None:
+    seen: Seen = []
+    client = make_client(lambda r: httpx.Response(200, json={"response": "4", "done": True}), seen)
+
+    chunks = list(client.generate("m", "2+2?", system="math", stream=False))
+
+    assert chunks == [{"response": "4", "done": True}]
+    assert seen[0][1:] == (
+        "/api/generate",
+        {"model": "m", "prompt": "2+2?", "stream": False, "system": "math"},
+    )
+
+
+def test_error_line_in_stream_raises_client_error() -> None:
+    body = lines({"message": {"content": "par"}}, {"error": "engine crashed"})
+    client = make_client(lambda r: httpx.Response(200, content=body))
+
+    stream = client.chat("m", [{"role": "user", "content": "hi"}])
+    assert next(stream)["message"]["content"] == "par"
+    with pytest.raises(ClientError) as info:
+        next(stream)
+    assert info.value.message == "engine crashed"
+    assert str(info.value) == "engine crashed"
+    assert info.value.status_code == 200
+
+
+@pytest.mark.parametrize("call", ["chat", "show"])
+def test_404_raises_client_error_with_message_and_status(call: str) -> None:
+    error = {"error": 'model "nope" not found, try pulling it first'}
+    client = make_client(lambda r: httpx.Response(404, json=error))
+
+    with pytest.raises(ClientError) as info:
+        if call == "chat":
+            list(client.chat("nope", []))
+        else:
+            client.show("nope")
+    assert info.value.message == 'model "nope" not found, try pulling it first'
+    assert info.value.status_code == 404
+    assert not isinstance(info.value, ServerUnreachable)
+
+
+def test_error_without_json_body_uses_the_text() -> None:
+    client = make_client(lambda r: httpx.Response(502, text="bad gateway"))
+    with pytest.raises(ClientError) as info:
+        client.list()
+    assert (info.value.message, info.value.status_code) == ("bad gateway", 502)
+
+
+def test_refused_connection_raises_server_unreachable() -> None:
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = Client(f"http://127.0.0.1:{port}")
+
+    for call in (client.list, lambda: list(client.chat("m", [])), client.health):
+        with pytest.raises(ServerUnreachable) as info:
+            call()
+        assert str(info.value) == (
+            f"could not connect to corral at http://127.0.0.1:{port}; "
+            'start it with "corral serve" (or "make run")'
+        )
+        assert info.value.status_code is None
+
+
+def test_base_url_comes_from_corral_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:9999")
+    assert Client().base_url == "http://127.0.0.1:9999"
+    monkeypatch.setenv("CORRAL_HOST", "http://example.test:8080/")
+    assert Client().base_url == "http://example.test:8080"
+
+
+def test_get_endpoints_and_show_request() -> None:
+    seen: Seen = []
+    client = make_client(lambda r: httpx.Response(200, json={"path": r.url.path}), seen)
+
+    assert client.version() == {"path": "/api/version"}
+    assert client.list() == {"path": "/api/tags"}
+    assert client.ps() == {"path": "/api/ps"}
+    assert client.show("m") == {"path": "/api/show"}
+    assert seen[-1] == ("POST", "/api/show", {"model": "m"})
+
+
+def test_health_is_true_only_on_200() -> None:
+    ready = make_client(lambda r: httpx.Response(200, json={"status": "ok"}))
+    assert ready.health() == (True, {"status": "ok"})
+
+    waiting = make_client(lambda r: httpx.Response(503, json={"status": "starting"}))
+    assert waiting.health() == (False, {"status": "starting"})
+
+    odd = make_client(lambda r: httpx.Response(500, text="boom"))
+    assert odd.health() == (False, {"status_code": 500, "body": "boom"})
+
+
+async def test_async_client_streams_and_raises() -> None:
+    body = lines({"message": {"content": "a"}}, {"message": {"content": "b"}, "done": True})
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/show":
+            return httpx.Response(404, json={"error": "no such model"})
+        assert json.loads(request.content)["messages"][0] == {"role": "system", "content": "s"}
+        return httpx.Response(200, content=body)
+
+    async with AsyncClient("http://corral.test", transport=httpx.MockTransport(handler)) as c:
+        got = [chunk["message"]["content"] async for chunk in c.chat("m", [], system="s")]
+        assert got == ["a", "b"]
+        with pytest.raises(ClientError, match="no such model"):
+            await c.show("x")
+
+
+def test_making_a_client_does_not_import_httpx_cli_or_rich() -> None:
+    code = (
+        "import sys\n"
+        "from corral.client import Client\n"
+        "assert 'httpx' not in sys.modules\n"
+        "Client('http://127.0.0.1:9')\n"
+        "import httpx\n"
+        "heavy = [m for m in ('httpx._main', 'rich', 'click', 'pygments') if m in sys.modules]\n"
+        "print(heavy, callable(httpx.main))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] True"
