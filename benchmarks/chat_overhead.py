@@ -111,7 +111,9 @@ def summarise(start: float, stamps: list[float]) -> tuple[float, float, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
@@ -124,8 +126,14 @@ def main() -> int:
     direct_port, corral_port = free_port(), free_port()
     spec = LoadSpec(model_path=model, num_ctx=4096, num_parallel=1, num_thread=args.threads)
     home = tempfile.mkdtemp(prefix="corral-bench-")
-    env = {**os.environ, "CORRAL_HOME": home, "CORRAL_HOST": f"127.0.0.1:{corral_port}",
-           "CORRAL_NUM_THREADS": str(args.threads), "CORRAL_KEEP_ALIVE": "-1", "CORRAL_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "CORRAL_HOME": home,
+        "CORRAL_HOST": f"127.0.0.1:{corral_port}",
+        "CORRAL_NUM_THREADS": str(args.threads),
+        "CORRAL_KEEP_ALIVE": "-1",
+        "CORRAL_LOG_LEVEL": "warning",
+    }
     direct_url, corral_url = f"http://127.0.0.1:{direct_port}", f"http://127.0.0.1:{corral_port}"
 
     with (
@@ -145,10 +153,14 @@ def main() -> int:
             for name, fn, url in order if i % 2 == 0 else order[::-1]:
                 results[name].append(fn(client, url, prompt, args.tokens))
 
-    med = {name: (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows))
-           for name, rows in results.items()}
-    print(f"llama-server {binary.name}, SmolLM2-135M Q4_1, {args.threads} threads, "
-          f"{args.tokens} tokens, {args.runs} runs each, medians")
+    med = {
+        name: (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows))
+        for name, rows in results.items()
+    }
+    print(
+        f"llama-server {binary.name}, SmolLM2-135M Q4_1, {args.threads} threads, "
+        f"{args.tokens} tokens, {args.runs} runs each, medians"
+    )
     print(f"{'':<14}{'TTFT ms':>10}{'gen tok/s':>12}")
     for name in ("direct", "corral"):
         print(f"{name:<14}{med[name][0]:>10.1f}{med[name][1]:>12.1f}")

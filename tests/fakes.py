@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ class FakeEngine:
     max_in_flight: int = 0
     closed_streams: int = 0
 
-    async def _stream(self) -> AsyncIterator[Delta]:
+    async def _stream(self) -> AsyncGenerator[Delta, None]:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -61,11 +61,11 @@ class FakeEngine:
         messages: list[dict[str, Any]],
         params: GenerationParams,
         tools: list[dict[str, Any]] | None = None,
-    ) -> AsyncIterator[Delta]:
+    ) -> AsyncGenerator[Delta, None]:
         self.calls.append(Call("chat", messages, None, params, tools))
         return self._stream()
 
-    def complete(self, prompt: str, params: GenerationParams) -> AsyncIterator[Delta]:
+    def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
         self.calls.append(Call("complete", None, prompt, params, None))
         return self._stream()
 

@@ -80,7 +80,10 @@ def start_server(home: Path, **env: str) -> LiveServer:
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "corral", "serve"], env=full_env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "corral", "serve"],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     server = LiveServer(f"http://127.0.0.1:{port}", home, proc, log)
     deadline = time.monotonic() + 60

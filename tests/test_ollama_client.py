@@ -29,24 +29,38 @@ def test_list_and_show(client: ollama.Client) -> None:
 
 
 def test_chat(client: ollama.Client) -> None:
-    response = client.chat(model="smollm2:135m", messages=[{"role": "user", "content": "Hi!"}],
-                           options={"num_predict": 16})
+    response = client.chat(
+        model="smollm2:135m",
+        messages=[{"role": "user", "content": "Hi!"}],
+        options={"num_predict": 16},
+    )
     assert response.message.role == "assistant" and response.message.content
     assert response.done and response.eval_count and response.eval_count > 0
 
 
 def test_chat_stream(client: ollama.Client) -> None:
-    chunks = list(client.chat(model="smollm2:135m", messages=[{"role": "user", "content": "Hi!"}],
-                              stream=True, options={"num_predict": 16}))
+    chunks = list(
+        client.chat(
+            model="smollm2:135m",
+            messages=[{"role": "user", "content": "Hi!"}],
+            stream=True,
+            options={"num_predict": 16},
+        )
+    )
     assert len(chunks) > 2 and chunks[-1].done and not chunks[0].done
     assert "".join(c.message.content or "" for c in chunks).strip()
 
 
 def test_generate_and_stream(client: ollama.Client) -> None:
-    response = client.generate(model="smollm2:135m", prompt="The sky is", options={"num_predict": 8})
+    response = client.generate(
+        model="smollm2:135m", prompt="The sky is", options={"num_predict": 8}
+    )
     assert response.response and response.done_reason in ("stop", "length")
-    chunks = list(client.generate(model="smollm2:135m", prompt="The sky is", stream=True,
-                                  options={"num_predict": 8}))
+    chunks = list(
+        client.generate(
+            model="smollm2:135m", prompt="The sky is", stream=True, options={"num_predict": 8}
+        )
+    )
     assert chunks[-1].done and (chunks[-1].eval_count or 0) > 0
     assert "".join(c.response for c in chunks).strip()
 

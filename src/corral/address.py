@@ -1,4 +1,6 @@
-"""Where the server listens and where clients find it (``CORRAL_HOST``, falling back to ``OLLAMA_HOST``).
+"""Where the server listens and where clients find it.
+
+``CORRAL_HOST``, falling back to ``OLLAMA_HOST``.
 
 Kept free of heavy imports: the CLI reads it before anything else, and ``corral list``
 should feel instant.
@@ -33,7 +35,7 @@ class HostAddress:
 
 
 def parse_host(value: str | None) -> HostAddress:
-    """Parse Ollama's forms: ``0.0.0.0``, ``:8080``, ``host:port``, ``http://host:port``, ``[::1]:p``."""
+    """Parse Ollama's forms: ``0.0.0.0``, ``:8080``, ``host:port``, ``http://h:p``, ``[::1]:p``."""
     value = (value or "").strip()
     scheme = "http"
     if "://" in value:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
@@ -47,6 +47,7 @@ class RequestOptions(TypedDict, total=False):
     system: str | None
     format: str | Mapping[str, Any] | None
     keep_alive: str | float | None
+    think: bool | str | None
     stream: bool
 
 
@@ -126,8 +127,18 @@ def _body(model: str, key: str, value: Any, kw: RequestOptions) -> dict[str, Any
         body["system"] = system
     if options := kw.get("options"):
         body["options"] = dict(options)
-    body.update({k: v for k in ("format", "keep_alive") if (v := kw.get(k)) is not None})
+    body.update({k: v for k in ("format", "keep_alive", "think") if (v := kw.get(k)) is not None})
     return body
+
+
+def _show_body(model: str, verbose: bool, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "verbose": True} if verbose else {"model": model}
+    return body | {k: v for k, v in extra.items() if v}
+
+
+def _drop_none(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``/api/create`` and ``/api/embed`` bodies: Go's ``omitempty``, more or less."""
+    return {k: v for k, v in body.items() if v is not None}
 
 
 class Client:
@@ -159,10 +170,13 @@ class Client:
         with _errors(self.base_url):
             return self._http.request(method, path, json=body)
 
-    def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         response = self._send(method, path, body)
         _check(response)
-        result: dict[str, Any] = response.json()
+        return response
+
+    def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(method, path, body).json()
         return result
 
     def _stream(self, path: str, body: dict[str, Any]) -> Generator[Chunk, None, None]:
@@ -183,8 +197,58 @@ class Client:
     def ps(self) -> dict[str, Any]:  # GET /api/ps: the loaded models
         return self._json("GET", "/api/ps")
 
-    def show(self, model: str) -> dict[str, Any]:
-        return self._json("POST", "/api/show", {"model": model})
+    def show(
+        self,
+        model: str,
+        *,
+        verbose: bool = False,
+        system: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``POST /api/show``; ``verbose`` adds all metadata (and tensors)."""
+        body = _show_body(model, verbose, system=system, options=dict(options or {}))
+        return self._json("POST", "/api/show", body)
+
+    def copy(self, source: str, destination: str) -> None:
+        self._call("POST", "/api/copy", {"source": source, "destination": destination})
+
+    def delete(self, model: str) -> None:
+        self._call("DELETE", "/api/delete", {"model": model})
+
+    def unload(self, model: str) -> None:
+        """What ``ollama stop`` sends: an empty generate with ``keep_alive: 0``."""
+        for _ in self._stream("/api/generate", {"model": model, "keep_alive": 0}):
+            pass
+
+    def create(self, model: str, **fields: Any) -> Generator[Chunk, None, None]:
+        """Yield the status chunks of ``POST /api/create``.
+
+        ``fields`` are Ollama's: ``from_`` (sent as ``from``), ``files``, ``adapters``,
+        ``template``, ``license``, ``system``, ``parameters``, ``messages``, ``quantize``;
+        ``None`` values are left out.
+        """
+        body = _drop_none({"model": model, "from": fields.pop("from_", None), **fields})
+        return self._stream("/api/create", body)
+
+    def blob_exists(self, digest: str) -> bool:
+        """``HEAD /api/blobs/<digest>``: does the server already have this blob?"""
+        response = self._send("HEAD", f"/api/blobs/{digest}")
+        if response.status_code == 404:
+            return False
+        _check(response)
+        return True
+
+    def create_blob(self, digest: str, data: Iterable[bytes], size: int) -> None:
+        """``POST /api/blobs/<digest>`` with ``data`` streamed (``size`` bytes in all)."""
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        with _errors(self.base_url):
+            response = self._http.post(f"/api/blobs/{digest}", content=data, headers=headers)
+        _check(response)
+
+    def embed(self, model: str, input: str | Sequence[str], **kw: Any) -> dict[str, Any]:
+        """``POST /api/embed``; ``kw``: ``truncate``, ``options``, ``keep_alive``, ``dimensions``."""
+        body = _drop_none({"model": model, "input": input, **kw})
+        return self._json("POST", "/api/embed", body)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """``GET /health/ready``: ``(True, body)`` on 200, ``(False, body)`` otherwise."""
@@ -203,6 +267,7 @@ class Client:
         system: str | None = None,
         format: str | Mapping[str, Any] | None = None,
         keep_alive: str | float | None = None,
+        think: bool | str | None = None,
         stream: bool = True,
     ) -> Generator[Chunk, None, None]:
         """Yield the chunks of ``POST /api/chat``; ``system`` becomes a leading system message.
@@ -210,7 +275,12 @@ class Client:
         Closing the iterator (or leaving the loop) closes the connection: the server stops.
         """
         kw = RequestOptions(
-            options=options, system=system, format=format, keep_alive=keep_alive, stream=stream
+            options=options,
+            system=system,
+            format=format,
+            keep_alive=keep_alive,
+            think=think,
+            stream=stream,
         )
         return self._stream("/api/chat", _body(model, "messages", list(messages), kw))
 
@@ -224,10 +294,16 @@ class Client:
         format: str | Mapping[str, Any] | None = None,
         stream: bool = True,
         keep_alive: str | float | None = None,
+        think: bool | str | None = None,
     ) -> Generator[Chunk, None, None]:
         """Yield the NDJSON chunks of ``POST /api/generate``."""
         kw = RequestOptions(
-            options=options, system=system, format=format, keep_alive=keep_alive, stream=stream
+            options=options,
+            system=system,
+            format=format,
+            keep_alive=keep_alive,
+            think=think,
+            stream=stream,
         )
         return self._stream("/api/generate", _body(model, "prompt", prompt, kw))
 
@@ -257,11 +333,14 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         with _errors(self.base_url):
             response = await self._http.request(method, path, json=body)
         _check(response)
-        result: dict[str, Any] = response.json()
+        return response
+
+    async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        result: dict[str, Any] = (await self._call(method, path, body)).json()
         return result
 
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
@@ -283,8 +362,24 @@ class AsyncClient:
     async def ps(self) -> dict[str, Any]:
         return await self._json("GET", "/api/ps")
 
-    async def show(self, model: str) -> dict[str, Any]:
-        return await self._json("POST", "/api/show", {"model": model})
+    async def show(self, model: str, *, verbose: bool = False) -> dict[str, Any]:
+        return await self._json("POST", "/api/show", _show_body(model, verbose))
+
+    async def copy(self, source: str, destination: str) -> None:
+        await self._call("POST", "/api/copy", {"source": source, "destination": destination})
+
+    async def delete(self, model: str) -> None:
+        await self._call("DELETE", "/api/delete", {"model": model})
+
+    async def embed(self, model: str, input: str | Sequence[str], **kw: Any) -> dict[str, Any]:
+        return await self._json(
+            "POST", "/api/embed", _drop_none({"model": model, "input": input, **kw})
+        )
+
+    def create(self, model: str, **fields: Any) -> AsyncGenerator[Chunk, None]:
+        """Like :meth:`Client.create`: ``async for status in client.create(...)``."""
+        body = _drop_none({"model": model, "from": fields.pop("from_", None), **fields})
+        return self._stream("/api/create", body)
 
     def chat(
         self, model: str, messages: Sequence[Mapping[str, Any]], **kw: Unpack[RequestOptions]

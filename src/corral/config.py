@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     models: Path | None = Field(
         None,
         validation_alias=_env("MODELS", "OLLAMA_MODELS"),
-        description="Model store (an Ollama models directory works too). Default: $CORRAL_HOME/models.",
+        description="Model store (an Ollama models dir works too); default $CORRAL_HOME/models.",
     )
     keep_alive: str = Field(
         "5m",

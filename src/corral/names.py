@@ -106,7 +106,9 @@ def parse_name(name: str) -> ModelName:
     if ".." in (host, namespace, model, tag):
         raise _fail(raw, "'..' is not allowed")
     if not _HOST.match(host):
-        raise _fail(raw, f"host {host!r} must be letters, digits, '.', '-', '_' and an optional :port")
+        raise _fail(
+            raw, f"host {host!r} must be letters, digits, '.', '-', '_' and an optional :port"
+        )
     for label, value in (("namespace", namespace), ("model", model)):
         if not _PART.match(value):
             raise _fail(

@@ -14,8 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "ChatRequest",
     "ChatResponse",
+    "EmbedRequest",
+    "EmbedResponse",
+    "EmbeddingsRequest",
     "GenerateRequest",
     "GenerateResponse",
+    "Logprob",
     "Message",
     "ModelDetails",
     "Options",
@@ -99,6 +103,8 @@ class ChatRequest(_Request):
     stream: bool | None = None
     keep_alive: KeepAlive = None
     think: bool | Literal["low", "medium", "high"] | None = None
+    logprobs: bool = False
+    top_logprobs: int = Field(0, ge=0, le=20)
 
 
 class GenerateRequest(_Request):
@@ -115,6 +121,38 @@ class GenerateRequest(_Request):
     raw: bool = False
     keep_alive: KeepAlive = None
     think: bool | Literal["low", "medium", "high"] | None = None
+    logprobs: bool = False
+    top_logprobs: int = Field(0, ge=0, le=20)
+
+
+class EmbedRequest(_Request):
+    model: str
+    input: str | list[str] = ""
+    truncate: bool = True
+    dimensions: int | None = Field(None, ge=1)
+    options: Options | None = None
+    keep_alive: KeepAlive = None
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class EmbeddingsRequest(_Request):
+    """The legacy /api/embeddings: one prompt, one embedding."""
+
+    model: str
+    prompt: str = ""
+    options: Options | None = None
+    keep_alive: KeepAlive = None
+
+
+class EmbedResponse(BaseModel):
+    model: str
+    embeddings: list[list[float]]
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
 
 
 class ShowRequest(_Request):
@@ -147,6 +185,16 @@ class ModelDetails(BaseModel):
     quantization_level: str = ""
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class Logprob(TopLogprob):
+    top_logprobs: list[TopLogprob] | None = None
+
+
 class _Final(BaseModel):
     """Fields of the last chunk; absent from the others."""
 
@@ -160,6 +208,7 @@ class _Final(BaseModel):
     prompt_eval_duration: int | None = None
     eval_count: int | None = None
     eval_duration: int | None = None
+    logprobs: list[Logprob] | None = None
 
 
 class ChatResponse(_Final):

@@ -28,15 +28,24 @@ def post_lines(server: LiveServer, path: str, body: dict) -> list[dict]:  # type
 
 
 def test_chat_streams_tokens_then_honest_metrics(live_server: LiveServer) -> None:
-    chunks = post_lines(live_server, "/api/chat", {"model": "smollm2:135m", "messages": HELLO,
-                                                    "options": {"num_predict": 32}})
+    chunks = post_lines(
+        live_server,
+        "/api/chat",
+        {"model": "smollm2:135m", "messages": HELLO, "options": {"num_predict": 32}},
+    )
     *pieces, final = chunks
     assert pieces and all(not c["done"] for c in pieces) and final["done"] is True
     text = "".join(c["message"]["content"] for c in chunks)
     assert text.strip(), "the model said nothing"
     assert all(c["message"]["role"] == "assistant" for c in chunks)
     assert final["done_reason"] in ("stop", "length")
-    for key in ("total_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration"):
+    for key in (
+        "total_duration",
+        "prompt_eval_count",
+        "prompt_eval_duration",
+        "eval_count",
+        "eval_duration",
+    ):
         assert final[key] > 0, key
     assert final["load_duration"] >= 0
     assert final["total_duration"] >= final["prompt_eval_duration"] + final["eval_duration"]
@@ -45,9 +54,17 @@ def test_chat_streams_tokens_then_honest_metrics(live_server: LiveServer) -> Non
 
 
 def test_generate_one_object_and_length_limit(live_server: LiveServer) -> None:
-    response = httpx.post(live_server.url + "/api/generate", timeout=120, json={
-        "model": "smollm2:135m", "prompt": "Count: one, two, three,", "raw": True, "stream": False,
-        "options": {"num_predict": 5, "temperature": 0}})
+    response = httpx.post(
+        live_server.url + "/api/generate",
+        timeout=120,
+        json={
+            "model": "smollm2:135m",
+            "prompt": "Count: one, two, three,",
+            "raw": True,
+            "stream": False,
+            "options": {"num_predict": 5, "temperature": 0},
+        },
+    )
     body = response.json()
     assert body["done"] is True and body["done_reason"] == "length"
     assert body["eval_count"] == 5 and body["response"]
@@ -55,28 +72,54 @@ def test_generate_one_object_and_length_limit(live_server: LiveServer) -> None:
 
 def test_same_seed_at_temperature_zero_repeats(live_server: LiveServer) -> None:
     def ask() -> str:
-        return str(httpx.post(live_server.url + "/api/generate", timeout=120, json={
-            "model": "smollm2:135m", "prompt": "Name a colour.", "stream": False,
-            "options": {"seed": 7, "temperature": 0, "num_predict": 16}}).json()["response"])
+        return str(
+            httpx.post(
+                live_server.url + "/api/generate",
+                timeout=120,
+                json={
+                    "model": "smollm2:135m",
+                    "prompt": "Name a colour.",
+                    "stream": False,
+                    "options": {"seed": 7, "temperature": 0, "num_predict": 16},
+                },
+            ).json()["response"]
+        )
 
     assert ask() == ask()
 
 
 def test_format_json_schema_output_parses(live_server: LiveServer) -> None:
-    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-              "required": ["name", "age"]}
-    body = httpx.post(live_server.url + "/api/chat", timeout=120, json={
-        "model": "smollm2:135m", "stream": False, "format": schema,
-        "messages": [{"role": "user", "content": "Invent a person. Answer in JSON."}],
-        "options": {"temperature": 0, "num_predict": 64}}).json()
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    body = httpx.post(
+        live_server.url + "/api/chat",
+        timeout=120,
+        json={
+            "model": "smollm2:135m",
+            "stream": False,
+            "format": schema,
+            "messages": [{"role": "user", "content": "Invent a person. Answer in JSON."}],
+            "options": {"temperature": 0, "num_predict": 64},
+        },
+    ).json()
     data = json.loads(body["message"]["content"])
     assert isinstance(data["name"], str) and isinstance(data["age"], int)
 
 
 def test_disconnect_stops_generation(live_server: LiveServer) -> None:
-    with httpx.stream("POST", live_server.url + "/api/generate", timeout=120, json={
-            "model": "smollm2:135m", "prompt": "Tell a very long story.",
-            "options": {"num_predict": 4000}}) as response:
+    with httpx.stream(
+        "POST",
+        live_server.url + "/api/generate",
+        timeout=120,
+        json={
+            "model": "smollm2:135m",
+            "prompt": "Tell a very long story.",
+            "options": {"num_predict": 4000},
+        },
+    ) as response:
         lines = response.iter_lines()
         for _ in range(3):
             assert json.loads(next(lines))["done"] is False
@@ -95,27 +138,40 @@ def test_keep_alive_zero_unloads_and_stops_the_engine(live_server: LiveServer) -
     [running] = httpx.get(live_server.url + "/api/ps").json()["models"]
     assert running["name"] == "smollm2:135m"
     [pid] = engine_pids(live_server.process.pid)
-    done = httpx.post(live_server.url + "/api/generate", timeout=120,
-                      json={"model": "smollm2:135m", "keep_alive": 0}).json()
+    done = httpx.post(
+        live_server.url + "/api/generate",
+        timeout=120,
+        json={"model": "smollm2:135m", "keep_alive": 0},
+    ).json()
     assert done["done_reason"] == "unload"
     assert httpx.get(live_server.url + "/api/ps").json()["models"] == []
     assert not alive(pid)
 
 
-def test_corrupt_model_fails_alone(live_server: LiveServer, smollm2_path: Path, tmp_path: Path) -> None:
+def test_corrupt_model_fails_alone(
+    live_server: LiveServer, smollm2_path: Path, tmp_path: Path
+) -> None:
     """A GGUF whose header parses but whose tensors are cut off: the engine refuses it."""
     store = Store(live_server.models_dir)
     truncated = tmp_path / "cut.gguf"
     truncated.write_bytes(smollm2_path.read_bytes()[: 4 << 20])
     create_model(store, parse_name("broken:1"), store.blobs.import_file(truncated))
-    response = httpx.post(live_server.url + "/api/chat", timeout=120,
-                          json={"model": "broken:1", "messages": HELLO})
+    response = httpx.post(
+        live_server.url + "/api/chat", timeout=120, json={"model": "broken:1", "messages": HELLO}
+    )
     assert response.status_code == 500
     error = response.json()["error"]
     assert "broken:1" in error and "llama" in error.lower()  # the engine's own last words
-    ok = httpx.post(live_server.url + "/api/generate", timeout=120,
-                    json={"model": "smollm2:135m", "prompt": "Hi", "stream": False,
-                          "options": {"num_predict": 4}})
+    ok = httpx.post(
+        live_server.url + "/api/generate",
+        timeout=120,
+        json={
+            "model": "smollm2:135m",
+            "prompt": "Hi",
+            "stream": False,
+            "options": {"num_predict": 4},
+        },
+    )
     assert ok.status_code == 200 and ok.json()["done"] is True
 
 

@@ -74,14 +74,18 @@ def test_unknown_model_is_ollamas_404(client: TestClient) -> None:
         ({"model": "smollm2:135m", "keep_alive": "soon"}, "invalid keep_alive"),
     ],
 )
-def test_bad_requests_are_400_naming_the_problem(client: TestClient, body: dict, message: str) -> None:  # type: ignore[type-arg]
+def test_bad_requests_are_400_naming_the_problem(
+    client: TestClient, body: dict, message: str
+) -> None:  # type: ignore[type-arg]
     response = client.post("/api/chat", json=body)
     assert response.status_code == 400
     assert message in response.json()["error"]
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:
-    response = client.post("/api/chat", content=b'{"model": ', headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/chat", content=b'{"model": ', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert "invalid JSON" in response.json()["error"]
 
@@ -89,8 +93,11 @@ def test_malformed_json_is_400(client: TestClient) -> None:
 def test_chat_streams_ndjson_by_default(client: TestClient, factory: FakeFactory) -> None:
     response = client.post(
         "/api/chat",
-        json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "hi"}],
-              "options": {"temperature": 0, "seed": 1, "num_predict": 5, "stop": ["x"], "top_k": 3}},
+        json={
+            "model": "smollm2:135m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "options": {"temperature": 0, "seed": 1, "num_predict": 5, "stop": ["x"], "top_k": 3},
+        },
     )
     assert response.headers["content-type"] == "application/x-ndjson"
     chunks = ndjson(response.text)
@@ -104,13 +111,23 @@ def test_chat_streams_ndjson_by_default(client: TestClient, factory: FakeFactory
     assert "done_reason" not in chunks[0] and "total_duration" not in chunks[0]
     call = factory.engines[0].calls[0]
     assert call.messages == [{"role": "user", "content": "hi"}]
-    assert call.params.sampling == {"temperature": 0, "seed": 1, "n_predict": 5, "stop": ["x"], "top_k": 3}
+    assert call.params.sampling == {
+        "temperature": 0,
+        "seed": 1,
+        "n_predict": 5,
+        "stop": ["x"],
+        "top_k": 3,
+    }
 
 
 def test_chat_stream_false_is_one_object(client: TestClient) -> None:
     response = client.post(
         "/api/chat",
-        json={"model": "SmolLM2:135M", "stream": False, "messages": [{"role": "user", "content": "hi"}]},
+        json={
+            "model": "SmolLM2:135M",
+            "stream": False,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
     )
     body = response.json()
     assert body["message"] == {"role": "assistant", "content": "Hello there!"}
@@ -124,7 +141,8 @@ def test_generate_applies_system_and_raw(client: TestClient, factory: FakeFactor
     ).json()
     assert body["response"] == "Hello there!" and body["done_reason"] == "stop"
     raw = client.post(
-        "/api/generate", json={"model": "smollm2:135m", "prompt": "1, 2, 3,", "raw": True, "stream": False}
+        "/api/generate",
+        json={"model": "smollm2:135m", "prompt": "1, 2, 3,", "raw": True, "stream": False},
     ).json()
     assert raw["response"] == "Hello there!"
     calls = factory.engines[0].calls
@@ -139,19 +157,28 @@ def test_generate_applies_system_and_raw(client: TestClient, factory: FakeFactor
 def test_format_json_and_schema_reach_the_engine(client: TestClient, factory: FakeFactory) -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     for fmt in ("json", schema):
-        client.post("/api/generate", json={"model": "smollm2:135m", "prompt": "x", "format": fmt, "stream": False})
+        client.post(
+            "/api/generate",
+            json={"model": "smollm2:135m", "prompt": "x", "format": fmt, "stream": False},
+        )
     first, second = factory.engines[0].calls
     assert first.params.json_mode and first.params.json_schema is None
     assert second.params.json_schema == schema
 
 
-def test_empty_prompt_loads_and_keep_alive_zero_unloads(client: TestClient, factory: FakeFactory) -> None:
+def test_empty_prompt_loads_and_keep_alive_zero_unloads(
+    client: TestClient, factory: FakeFactory
+) -> None:
     loaded = client.post("/api/generate", json={"model": "smollm2:135m"}).json()
     assert loaded["done"] is True and loaded["done_reason"] == "load"
     [ps] = client.get("/api/ps").json()["models"]
     assert ps["name"] == "smollm2:135m" and ps["context_length"] == 4096
     datetime.fromisoformat(ps["expires_at"])
-    unloaded = ndjson(client.post("/api/chat", json={"model": "smollm2:135m", "messages": [], "keep_alive": 0}).text)
+    unloaded = ndjson(
+        client.post(
+            "/api/chat", json={"model": "smollm2:135m", "messages": [], "keep_alive": 0}
+        ).text
+    )
     assert unloaded[-1]["done_reason"] == "unload"
     assert client.get("/api/ps").json()["models"] == []
     assert factory.engines[0].stopped
@@ -161,33 +188,60 @@ def test_tools_on_a_model_without_tool_support_is_400(client: TestClient) -> Non
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     response = client.post(
         "/api/chat",
-        json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "x"}], "tools": [tool]},
+        json={
+            "model": "smollm2:135m",
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [tool],
+        },
     )
     assert response.status_code == 400
     assert response.json() == {"error": '"smollm2:135m" does not support tools'}
 
 
 def test_images_without_projector_is_400(client: TestClient) -> None:
-    response = client.post("/api/generate", json={"model": "smollm2:135m", "prompt": "x", "images": ["aGk="]})
+    response = client.post(
+        "/api/generate", json={"model": "smollm2:135m", "prompt": "x", "images": ["aGk="]}
+    )
     assert response.status_code == 400 and "does not support images" in response.json()["error"]
 
 
-def test_engine_that_cannot_start_is_500_with_cause(client: TestClient, factory: FakeFactory) -> None:
+def test_engine_that_cannot_start_is_500_with_cause(
+    client: TestClient, factory: FakeFactory
+) -> None:
     factory.fail_with = "llama-server exited with code 1: failed to load model"
-    response = client.post("/api/chat", json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "x"}]})
+    response = client.post(
+        "/api/chat", json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "x"}]}
+    )
     assert response.status_code == 500
     assert "failed to load model" in response.json()["error"]
     factory.fail_with = None  # the server keeps serving
-    assert client.post("/api/generate", json={"model": "smollm2:135m", "prompt": "x", "stream": False}).status_code == 200
+    assert (
+        client.post(
+            "/api/generate", json={"model": "smollm2:135m", "prompt": "x", "stream": False}
+        ).status_code
+        == 200
+    )
 
 
 def test_crash_mid_stream_ends_with_an_error_line(client: TestClient, factory: FakeFactory) -> None:
     factory.engine_kwargs = {"crash_after": 1}
-    lines = ndjson(client.post("/api/chat", json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "x"}]}).text)
+    lines = ndjson(
+        client.post(
+            "/api/chat",
+            json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "x"}]},
+        ).text
+    )
     assert lines[0]["message"]["content"] == "Hello"
     assert "stopped unexpectedly" in lines[-1]["error"]
     factory.engine_kwargs = {}
-    again = client.post("/api/chat", json={"model": "smollm2:135m", "stream": False, "messages": [{"role": "user", "content": "x"}]})
+    again = client.post(
+        "/api/chat",
+        json={
+            "model": "smollm2:135m",
+            "stream": False,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+    )
     assert again.json()["message"]["content"] == "Hello there!"
     assert len(factory.engines) == 2
 

@@ -24,11 +24,17 @@ def models(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> list
 
 
 def spec(model: LocalModel, **kw: int) -> LoadSpec:
-    return LoadSpec(model_path=model.model_path, num_ctx=kw.get("num_ctx", 512),
-                    num_parallel=kw.get("num_parallel", 1), label=model.name.display)
+    return LoadSpec(
+        model_path=model.model_path,
+        num_ctx=kw.get("num_ctx", 512),
+        num_parallel=kw.get("num_parallel", 1),
+        label=model.name.display,
+    )
 
 
-async def use(sched: Scheduler, model: LocalModel, keep_alive: float | None = 60, **kw: int) -> None:
+async def use(
+    sched: Scheduler, model: LocalModel, keep_alive: float | None = 60, **kw: int
+) -> None:
     async with sched.acquire(model, spec(model, **kw), keep_alive):
         pass
 

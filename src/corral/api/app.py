@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,36 +17,18 @@ from corral.api.health import Readiness
 from corral.config import Settings
 from corral.core.scheduler import Scheduler
 from corral.core.service import Service
-from corral.runner.protocol import Engine, EngineFactory, LoadSpec
+from corral.runner.protocol import EngineFactory
 from corral.store.defaults import ensure_default_model
 from corral.store.models import Store
 
-__all__ = ["create_app", "default_engine_factory"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
 # Ollama's default origins: local pages and desktop app schemes.
-_LOCAL_ORIGINS = r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|app://.*|file://.*|tauri://.*)$"
-
-
-def default_engine_factory(settings: Settings) -> EngineFactory:
-    """llama-server subprocesses; the binary is looked up on first load, not at start-up."""
-    binary: list[Path] = []
-
-    async def start(spec: LoadSpec) -> Engine:
-        from corral.runner.discovery import find_llama_server
-        from corral.runner.engine import start_engine
-
-        if not binary:
-            binary.append(find_llama_server(settings.llama_server))
-        return await start_engine(
-            spec,
-            binary=binary[0],
-            load_timeout=settings.load_timeout,
-            log_dir=settings.home / "logs",
-        )
-
-    return start
+_LOCAL_ORIGINS = (
+    r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|app://.*|file://.*|tauri://.*)$"
+)
 
 
 async def _prepare_store(settings: Settings, store: Store, readiness: Readiness) -> None:
@@ -59,11 +40,19 @@ async def _prepare_store(settings: Settings, store: Store, readiness: Readiness)
     readiness.set_ready()
 
 
-def create_app(settings: Settings | None = None, *, engine_factory: EngineFactory | None = None) -> FastAPI:
+def _engine_factory(settings: Settings) -> EngineFactory:
+    from corral.runner.engine import engine_factory  # the runner loads only when serving
+
+    return engine_factory(settings)
+
+
+def create_app(
+    settings: Settings | None = None, *, engine_factory: EngineFactory | None = None
+) -> FastAPI:
     settings = settings or Settings()
     store = Store(settings.models_dir)
     scheduler = Scheduler(
-        engine_factory or default_engine_factory(settings),
+        engine_factory or _engine_factory(settings),
         max_loaded=settings.max_loaded_models,
         max_queue=settings.max_queue,
     )

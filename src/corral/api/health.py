@@ -38,4 +38,6 @@ async def ready(request: Request) -> JSONResponse:
     state: Readiness = request.app.state.readiness
     if state.ready:
         return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "not ready", "reason": state.reason, **state.detail}, status_code=503)
+    return JSONResponse(
+        {"status": "not ready", "reason": state.reason, **state.detail}, status_code=503
+    )

@@ -184,7 +184,8 @@ def _engine_messages(model: LocalModel, messages: list[Message]) -> list[dict[st
         item: dict[str, Any] = {"role": message.role, "content": message.content}
         if message.tool_calls:
             item["tool_calls"] = [
-                {"type": "function", "function": c.function.model_dump()} for c in message.tool_calls
+                {"type": "function", "function": c.function.model_dump()}
+                for c in message.tool_calls
             ]
         if message.tool_name:
             item["name"] = message.tool_name

@@ -4,7 +4,7 @@ stream of deltas. Only ``corral.runner`` knows llama-server's flags and endpoint
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,11 +67,11 @@ class Engine(Protocol):
         messages: list[dict[str, Any]],
         params: GenerationParams,
         tools: list[dict[str, Any]] | None = None,
-    ) -> AsyncIterator[Delta]:
+    ) -> AsyncGenerator[Delta, None]:
         """Apply the model's chat template to ``messages`` and stream the answer."""
         ...
 
-    def complete(self, prompt: str, params: GenerationParams) -> AsyncIterator[Delta]:
+    def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
         """Stream a continuation of a raw ``prompt`` (no template)."""
         ...
 

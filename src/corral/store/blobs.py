@@ -23,7 +23,7 @@ _CHUNK = 1 << 20
 
 
 def parse_digest(digest: str) -> str:
-    """``sha256:<hex>`` or ``sha256-<hex>`` -> canonical ``sha256:<hex>``; anything else is a 400."""
+    """``sha256:<hex>`` or ``sha256-<hex>`` -> ``sha256:<hex>``; anything else is a 400."""
     match = _DIGEST.match(digest or "")
     if not match:
         raise BadRequest(f'invalid digest "{digest}": expected sha256:<64 lowercase hex digits>')

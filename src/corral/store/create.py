@@ -42,15 +42,21 @@ def create_model(
 ) -> StoredManifest:
     """Write the small layers and the config, then the manifest last."""
     info = read_gguf(store.blobs.path(model_digest))
-    layers = [Layer(media_type=MediaType.MODEL, digest=model_digest, size=store.blobs.size(model_digest))]
+    layers = [
+        Layer(media_type=MediaType.MODEL, digest=model_digest, size=store.blobs.size(model_digest))
+    ]
     for media_type, text in (text_layers or {}).items():
         digest = store.blobs.write_bytes(text.encode())
         layers.append(Layer(media_type=media_type, digest=digest, size=len(text.encode())))
     if params:
         data = json.dumps(params).encode()
-        layers.append(Layer(media_type=MediaType.PARAMS, digest=store.blobs.write_bytes(data), size=len(data)))
+        layers.append(
+            Layer(media_type=MediaType.PARAMS, digest=store.blobs.write_bytes(data), size=len(data))
+        )
     config = json.dumps(build_config(info, [layer.digest for layer in layers])).encode()
-    config_layer = Layer(media_type=MediaType.CONFIG, digest=store.blobs.write_bytes(config), size=len(config))
+    config_layer = Layer(
+        media_type=MediaType.CONFIG, digest=store.blobs.write_bytes(config), size=len(config)
+    )
     return store.manifests.put(name, Manifest(config=config_layer, layers=layers))
 
 

@@ -1,0 +1,253 @@
+"""HTTP to one llama-server: streamed chat and raw completions, parsed into :class:`Delta`s.
+
+Closing a stream (``aclose()`` of the generator, e.g. because corral's own client went
+away) closes the connection to the engine at once, and llama-server then stops generating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+import httpx
+
+from corral.errors import BadRequest, EngineCrashed, EngineError, UnsupportedFeature
+from corral.runner.protocol import Delta, GenerationParams
+
+__all__ = ["EngineClient"]
+
+_CONNECT_TIMEOUT_S = 5.0
+_WRITE_TIMEOUT_S = 60.0
+# below llama-server's own keep-alive timeout (5 s), so we never reuse a socket it closed
+_KEEPALIVE_EXPIRY_S = 2.0
+_RETRYABLE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+def _done_reason(finish: str | None) -> str:
+    return "length" if finish in ("length", "limit") else "stop"
+
+
+def _final(
+    finish: str | None, timings: dict[str, Any] | None, tool_calls: list[dict[str, Any]]
+) -> Delta:
+    t = timings or {}
+    return Delta(
+        tool_calls=tool_calls,
+        done=True,
+        done_reason=_done_reason(finish),
+        prompt_tokens=int(t.get("prompt_n") or 0),
+        prompt_ms=float(t.get("prompt_ms") or 0.0),
+        eval_tokens=int(t.get("predicted_n") or 0),
+        eval_ms=float(t.get("predicted_ms") or 0.0),
+    )
+
+
+def _parse_arguments(raw: str) -> Any:
+    """A tool call's streamed JSON arguments as a dict (the raw string if it isn't JSON)."""
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+class EngineClient:
+    """A connection pool to one engine at ``base_url``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        label: str,
+        *,
+        is_alive: Callable[[], bool] | None = None,
+        max_connections: int = 64,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``transport`` replaces the real connection pool (tests use httpx.MockTransport)."""
+        self.label = label
+        self._closed = False
+        self._is_alive = is_alive or (lambda: True)
+        transport = transport or httpx.AsyncHTTPTransport(
+            retries=1,  # connect errors only
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=_KEEPALIVE_EXPIRY_S,
+            ),
+        )
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            # no read timeout: a stream may legitimately be silent while a long prompt loads
+            timeout=httpx.Timeout(
+                connect=_CONNECT_TIMEOUT_S, read=None, write=_WRITE_TIMEOUT_S, pool=None
+            ),
+            trust_env=False,  # never send loopback traffic through an HTTP(S)_PROXY
+        )
+
+    async def aclose(self) -> None:
+        """Close every connection, ending the streams still running (EngineCrashed)."""
+        self._closed = True
+        await self._http.aclose()
+
+    # -- requests -------------------------------------------------------------------------
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        params: GenerationParams,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncGenerator[Delta, None]:
+        """``POST /v1/chat/completions``: the engine applies the model's chat template."""
+        body: dict[str, Any] = dict(params.sampling)
+        body["messages"] = messages
+        body["stream"] = True
+        body["cache_prompt"] = True
+        if tools:
+            body["tools"] = tools
+        if params.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"schema": params.json_schema},
+            }
+        elif params.json_mode:
+            body["response_format"] = {"type": "json_object"}
+        return self._chat_deltas(body)
+
+    def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
+        """``POST /completion`` with a raw prompt (no template)."""
+        body: dict[str, Any] = dict(params.sampling)
+        body["prompt"] = prompt
+        body["stream"] = True
+        body["cache_prompt"] = True
+        # the last chunk would otherwise echo the whole prompt and the generation settings
+        body["response_fields"] = ["content", "stop", "stop_type", "timings"]
+        if params.json_schema is not None:
+            body["json_schema"] = params.json_schema
+        elif params.json_mode:
+            body["json_schema"] = {"type": "object"}
+        return self._completion_deltas(body)
+
+    # -- parsing ---------------------------------------------------------------------------
+
+    async def _chat_deltas(self, body: dict[str, Any]) -> AsyncGenerator[Delta, None]:
+        finish: str | None = None
+        timings: dict[str, Any] | None = None
+        calls: dict[int, dict[str, str]] = {}
+        async with contextlib.aclosing(self._events("/v1/chat/completions", body)) as events:
+            async for event in events:
+                if "timings" in event:
+                    timings = event["timings"]
+                for choice in event.get("choices") or ():
+                    delta = choice.get("delta")
+                    if delta:
+                        content = delta.get("content") or ""
+                        thinking = delta.get("reasoning_content") or ""
+                        if content or thinking:
+                            yield Delta(content=content, thinking=thinking)
+                        for part in delta.get("tool_calls") or ():
+                            call = calls.setdefault(
+                                part.get("index", len(calls)), {"name": "", "arguments": ""}
+                            )
+                            function = part.get("function") or {}
+                            call["name"] += function.get("name") or ""
+                            call["arguments"] += function.get("arguments") or ""
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+        if finish is None:
+            raise self._crashed("the answer ended before it was complete")
+        tool_calls = [
+            {"function": {"name": c["name"], "arguments": _parse_arguments(c["arguments"])}}
+            for _, c in sorted(calls.items())
+        ]
+        yield _final(finish, timings, tool_calls)
+
+    async def _completion_deltas(self, body: dict[str, Any]) -> AsyncGenerator[Delta, None]:
+        async with contextlib.aclosing(self._events("/completion", body)) as events:
+            async for event in events:
+                content = event.get("content") or ""
+                if content:
+                    yield Delta(content=content)
+                if event.get("stop"):
+                    yield _final(event.get("stop_type"), event.get("timings"), [])
+                    return
+        raise self._crashed("the answer ended before it was complete")
+
+    async def _events(
+        self, path: str, body: dict[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """The JSON objects of an SSE response, until ``[DONE]`` or the end of the stream."""
+        response = await self._send(path, body)
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank separators, ": ping" comments
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    continue  # the stream ends right after it; read on to reuse the connection
+                event = json.loads(data)
+                if "error" in event:
+                    raise self._engine_error(event["error"], None)
+                yield event
+        except httpx.TransportError as exc:
+            raise self._crashed(exc) from exc
+        finally:
+            await response.aclose()
+
+    async def _send(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        if self._closed:
+            raise self._crashed("closed")
+        request = self._http.build_request("POST", path, json=body)
+        for attempt in range(2):
+            try:
+                response = await self._http.send(request, stream=True)
+            except _RETRYABLE as exc:
+                # a pooled keep-alive connection that the engine closed meanwhile: retry once
+                if attempt == 0 and self._is_alive():
+                    continue
+                raise self._crashed(exc) from exc
+            except httpx.TransportError as exc:
+                raise self._crashed(exc) from exc
+            if response.status_code >= 400:
+                try:
+                    await response.aread()
+                except httpx.TransportError as exc:
+                    raise self._crashed(exc) from exc
+                finally:
+                    await response.aclose()
+                raise self._status_error(response)
+            return response
+        raise AssertionError("unreachable")
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _crashed(self, why: object) -> EngineCrashed:
+        if self._closed:
+            return EngineCrashed(f"engine for {self.label} was stopped")
+        if isinstance(why, BaseException):
+            why = str(why) or type(why).__name__
+        return EngineCrashed(f"engine for {self.label} stopped unexpectedly: {why}")
+
+    def _status_error(self, response: httpx.Response) -> EngineError | BadRequest:
+        try:
+            error = response.json().get("error")
+        except (ValueError, AttributeError):
+            error = None
+        if not isinstance(error, dict):
+            error = {"message": response.text.strip() or response.reason_phrase}
+        return self._engine_error(error, response.status_code)
+
+    def _engine_error(self, error: Any, status: int | None) -> EngineError | BadRequest:
+        if not isinstance(error, dict):
+            error = {"message": str(error)}
+        message = str(error.get("message") or "unknown error")
+        code = error.get("code")
+        status = status or (code if isinstance(code, int) else 500)
+        if status == 501 or error.get("type") == "not_supported_error":
+            return UnsupportedFeature(message)
+        if 400 <= status < 500:
+            return BadRequest(message)
+        return EngineError(f"engine for {self.label} failed: {message}")

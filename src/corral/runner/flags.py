@@ -1,0 +1,44 @@
+"""The llama-server command line for a :class:`LoadSpec` (checked against its ``--help``)."""
+
+from __future__ import annotations
+
+from corral.runner.protocol import LoadSpec
+
+__all__ = ["CACHE_REUSE_CHUNK", "server_args"]
+
+CACHE_REUSE_CHUNK = 256
+"""Smallest run of tokens the engine moves (KV shifting) to reuse a cached prompt that no
+longer shares a plain prefix with the new one, e.g. after the client dropped old messages.
+A common prefix is reused anyway: prompt caching (``cache_prompt``) is on by default."""
+
+
+def server_args(spec: LoadSpec, port: int) -> list[str]:
+    """Arguments (without the binary) that serve ``spec`` on ``127.0.0.1:port``."""
+    num_parallel = max(1, spec.num_parallel)
+    args = [
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "-m", str(spec.model_path),
+        "--jinja",  # the model's own chat template; needed for tools and reasoning_content
+        # -np slots, each with num_ctx tokens: without a unified KV cache the engine splits -c
+        "-c", str(spec.num_ctx * num_parallel),
+        "-np", str(num_parallel),
+        "--cache-reuse", str(CACHE_REUSE_CHUNK),
+        "--no-webui",
+        "--metrics",
+        "--log-colors", "off",
+    ]  # fmt: skip
+    if spec.num_thread:
+        args += ["-t", str(spec.num_thread)]
+    if spec.num_batch:
+        args += ["-b", str(spec.num_batch)]
+    if spec.num_gpu is not None:
+        args += ["-ngl", str(spec.num_gpu)]
+    if spec.main_gpu is not None:
+        args += ["-mg", str(spec.main_gpu)]
+    if not spec.use_mmap:
+        # this llama-server has no --no-mmap: "none" reads the weights instead of mapping them
+        args += ["--load-mode", "none"]
+    if spec.projector_path is not None:
+        args += ["--mmproj", str(spec.projector_path)]
+    return args
