@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.errors import EngineCrashed, EngineStartError
-from corral.runner.protocol import Delta, Engine, GenerationParams, LoadSpec
+from corral.runner.protocol import Delta, Embeddings, Engine, GenerationParams, LoadSpec
 
 
 @dataclass
@@ -68,6 +68,29 @@ class FakeEngine:
     def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
         self.calls.append(Call("complete", None, prompt, params, None))
         return self._stream()
+
+    def infill(
+        self, prefix: str, suffix: str, params: GenerationParams
+    ) -> AsyncGenerator[Delta, None]:
+        self.calls.append(Call("infill", None, f"{prefix}<FILL>{suffix}", params, None))
+        return self._stream()
+
+    async def embed(self, inputs: list[str | list[int]]) -> Embeddings:
+        """A fixed 4-dimensional unit vector per input, one token per character."""
+        self.calls.append(Call("embed", None, repr(inputs), GenerationParams(), None))
+        tokens = sum(len(i) for i in inputs)  # characters or token ids
+        return Embeddings(vectors=[[0.5, 0.5, 0.5, 0.5] for _ in inputs], prompt_tokens=tokens)
+
+    async def tokenize(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        return "".join(chr(t) for t in tokens)
+
+    async def apply_template(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str:
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
 
     def is_alive(self) -> bool:
         return self.alive and not self.stopped

@@ -187,3 +187,71 @@ def test_kill_9_of_the_server_leaves_no_engine(tmp_path: Path) -> None:
     while any(alive(p) for p in engines) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(p) for p in engines)
+
+
+def test_embed_on_the_real_engine(live_server: LiveServer) -> None:
+    url = live_server.url
+    body = httpx.post(
+        url + "/api/embed",
+        timeout=120,
+        json={"model": "smollm2:135m", "input": ["The cat sat.", "A dog ran."]},
+    ).json()
+    first, second = body["embeddings"]
+    assert len(first) == 576 and first != second  # SmolLM2's embedding length
+    assert abs(sum(x * x for x in first) - 1) < 1e-3  # normalised
+    assert body["prompt_eval_count"] > 4
+    short = httpx.post(
+        url + "/api/embed",
+        timeout=120,
+        json={"model": "smollm2:135m", "input": "The cat sat.", "dimensions": 64},
+    )
+    assert len(short.json()["embeddings"][0]) == 64
+    long_text = "word " * 5000
+    refused = httpx.post(
+        url + "/api/embed",
+        timeout=120,
+        json={"model": "smollm2:135m", "input": long_text, "truncate": False},
+    )
+    assert refused.status_code == 400 and "exceeds the context length" in refused.json()["error"]
+    cut = httpx.post(
+        url + "/api/embed", timeout=120, json={"model": "smollm2:135m", "input": long_text}
+    )
+    assert cut.status_code == 200 and len(cut.json()["embeddings"][0]) == 576
+    legacy = httpx.post(
+        url + "/api/embeddings",
+        timeout=120,
+        json={"model": "smollm2:135m", "prompt": "The cat sat."},
+    ).json()
+    assert len(legacy["embedding"]) == 576
+
+
+def test_logprobs_and_context_on_the_real_engine(live_server: LiveServer) -> None:
+    body = httpx.post(
+        live_server.url + "/api/generate",
+        timeout=120,
+        json={
+            "model": "smollm2:135m",
+            "prompt": "Say hi.",
+            "stream": False,
+            "logprobs": True,
+            "top_logprobs": 2,
+            "options": {"num_predict": 4, "temperature": 0},
+        },
+    ).json()
+    assert len(body["logprobs"]) == body["eval_count"]
+    first = body["logprobs"][0]
+    assert first["logprob"] <= 0 and len(first["top_logprobs"]) == 2
+    assert "".join(p["token"] for p in body["logprobs"]) == body["response"]
+    assert body["context"] and all(isinstance(t, int) for t in body["context"])
+    follow = httpx.post(
+        live_server.url + "/api/generate",
+        timeout=120,
+        json={
+            "model": "smollm2:135m",
+            "prompt": "Again.",
+            "context": body["context"],
+            "stream": False,
+            "options": {"num_predict": 4},
+        },
+    ).json()
+    assert follow["done"] and len(follow["context"]) > len(body["context"])

@@ -10,7 +10,14 @@ from fastapi.responses import PlainTextResponse, Response
 from corral import __version__
 from corral.api.streaming import respond
 from corral.core.service import Service, collect_chat, collect_generate
-from corral.types import ChatRequest, GenerateRequest, ShowRequest
+from corral.types import (
+    ChatRequest,
+    EmbeddingsRequest,
+    EmbedRequest,
+    EmbedResponse,
+    GenerateRequest,
+    ShowRequest,
+)
 
 __all__ = ["router"]
 
@@ -57,3 +64,19 @@ async def chat(body: ChatRequest, request: Request) -> Response:
 async def generate(body: GenerateRequest, request: Request) -> Response:
     stream = _service(request).generate(body)
     return await respond(stream, streaming=body.stream is not False, collect=collect_generate)
+
+
+@router.post("/api/embed", response_model_exclude_none=True)
+async def embed(body: EmbedRequest, request: Request) -> EmbedResponse:
+    return await _service(request).embed(body)
+
+
+@router.post("/api/embeddings")
+async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, list[float]]:
+    """The legacy endpoint: one prompt in, one vector out."""
+    result = await _service(request).embed(
+        EmbedRequest(
+            model=body.model, input=body.prompt, options=body.options, keep_alive=body.keep_alive
+        )
+    )
+    return {"embedding": result.embeddings[0] if result.embeddings else []}

@@ -45,7 +45,14 @@ def merged_options(model: LocalModel, options: Options | None) -> dict[str, Any]
     return merged
 
 
-def load_spec(model: LocalModel, options: dict[str, Any], settings: Settings) -> LoadSpec:
+def load_spec(
+    model: LocalModel,
+    options: dict[str, Any],
+    settings: Settings,
+    *,
+    embedding: bool = False,
+    pooling: str | None = None,
+) -> LoadSpec:
     num_ctx = int(options.get("num_ctx") or settings.context_length)
     if num_ctx < 16:
         raise InvalidOption(f"num_ctx must be at least 16, got {num_ctx}")
@@ -59,18 +66,29 @@ def load_spec(model: LocalModel, options: dict[str, Any], settings: Settings) ->
         main_gpu=options.get("main_gpu"),
         num_thread=int(thread) if thread else None,
         use_mmap=bool(options.get("use_mmap", True)),
-        projector_path=model.projector_path,
+        projector_path=None if embedding else model.projector_path,
+        embedding=embedding,
+        pooling=pooling,
         label=model.name.display,
     )
 
 
-def generation_params(options: dict[str, Any], fmt: Format) -> GenerationParams:
+def generation_params(
+    options: dict[str, Any],
+    fmt: Format,
+    *,
+    logprobs: bool = False,
+    top_logprobs: int = 0,
+    think: bool | str | None = None,
+) -> GenerationParams:
     sampling = {_SAMPLING[key]: value for key, value in options.items() if key in _SAMPLING}
     # Ollama: -1 = until done, -2 = fill the context; llama-server: -1 = until done.
     if sampling.get("n_predict", 0) < 0:
         sampling["n_predict"] = -1
-    if isinstance(fmt, dict):
-        return GenerationParams(sampling=sampling, json_schema=fmt)
-    if fmt == "json":
-        return GenerationParams(sampling=sampling, json_mode=True)
-    return GenerationParams(sampling=sampling)
+    return GenerationParams(
+        sampling=sampling,
+        json_schema=fmt if isinstance(fmt, dict) else None,
+        json_mode=fmt == "json",
+        top_logprobs=top_logprobs if logprobs else None,
+        think=think,
+    )

@@ -124,12 +124,12 @@ class Scheduler:
     async def _ensure_loaded(
         self, model: LocalModel, spec: LoadSpec, keep_alive: float | None
     ) -> tuple[LoadedModel, bool]:
-        current = self._find(model)
+        current = self._find(model, spec)
         if current is not None and current.spec == spec and current.engine.is_alive():
             return current, False  # the common case takes no lock
         async with self._load_lock:
             while True:
-                current = self._find(model)
+                current = self._find(model, spec)
                 if current is not None and current.spec == spec and current.engine.is_alive():
                     return current, False
                 if current is not None and current.engine.is_alive() and current.active:
@@ -157,8 +157,16 @@ class Scheduler:
             self._loaded.append(loaded)
             return loaded, True
 
-    def _find(self, model: LocalModel) -> LoadedModel | None:
-        return next((m for m in self.running() if m.model.digest == model.digest), None)
+    def _find(self, model: LocalModel, spec: LoadSpec) -> LoadedModel | None:
+        """The engine serving ``model`` in the same role (generation or embeddings)."""
+        return next(
+            (
+                m
+                for m in self.running()
+                if m.model.digest == model.digest and m.spec.embedding == spec.embedding
+            ),
+            None,
+        )
 
     async def _wait_for_change(self) -> None:
         async with self._changed:
@@ -216,15 +224,14 @@ class Scheduler:
         await loaded.engine.stop()
 
     async def unload(self, model: LocalModel) -> bool:
-        """Unload now if idle, else as soon as its last request ends."""
-        current = self._find(model)
-        if current is None:
-            return False
-        current.keep_alive = 0
-        if current.active == 0:
-            await self._unload(current)
-            await self._notify()
-        return True
+        """Unload every engine of ``model``: now if idle, else when its last request ends."""
+        found = [m for m in self.running() if m.model.digest == model.digest]
+        for current in found:
+            current.keep_alive = 0
+            if current.active == 0:
+                await self._unload(current)
+        await self._notify()
+        return bool(found)
 
     async def shutdown(self) -> None:
         for loaded in list(self._loaded):

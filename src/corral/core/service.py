@@ -13,13 +13,24 @@ from typing import Any
 
 from corral.config import Settings
 from corral.core.catalog import Catalog, capabilities
+from corral.core.embeddings import EmbeddingService
 from corral.core.options import generation_params, load_spec, merged_options
 from corral.core.scheduler import Lease, Scheduler
 from corral.durations import parse_keep_alive
 from corral.errors import UnsupportedFeature
-from corral.runner.protocol import Delta
+from corral.runner.protocol import Delta, GenerationParams
 from corral.store.models import LocalModel, Store
-from corral.types import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, Message
+from corral.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    EmbedResponse,
+    GenerateRequest,
+    GenerateResponse,
+    Logprob,
+    Message,
+    ToolCall,
+)
 
 __all__ = ["Service", "collect_chat", "collect_generate"]
 
@@ -30,6 +41,7 @@ class Service:
         self.store = store
         self.scheduler = scheduler
         self.catalog = Catalog()
+        self.embeddings = EmbeddingService(settings, store, scheduler, self.catalog)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -45,9 +57,16 @@ class Service:
 
     # -- inference ------------------------------------------------------------------------
 
-    def _check(self, model: LocalModel, *, tools: bool, images: bool, think: bool) -> None:
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        return await self.embeddings.embed(request)
+
+    def _check(
+        self, model: LocalModel, *, tools: bool, images: bool, think: bool, insert: bool = False
+    ) -> None:
         caps = capabilities(self.catalog.gguf(model), model)
         name = model.name.display
+        if insert and "insert" not in caps:
+            raise UnsupportedFeature(f'"{name}" does not support insert')
         if tools and "tools" not in caps:
             raise UnsupportedFeature(f'"{name}" does not support tools')
         if images and "vision" not in caps:
@@ -68,6 +87,17 @@ class Service:
 
     def _keep_alive(self, value: float | int | str | None) -> float | None:
         return parse_keep_alive(value, self.settings.default_keep_alive)
+
+    def _params(
+        self, options: dict[str, Any], request: ChatRequest | GenerateRequest
+    ) -> GenerationParams:
+        return generation_params(
+            options,
+            request.format,
+            logprobs=request.logprobs,
+            top_logprobs=request.top_logprobs,
+            think=request.think,
+        )
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[ChatResponse]:
         started = time.perf_counter_ns()
@@ -94,26 +124,25 @@ class Service:
             think=bool(request.think),
         )
         spec = load_spec(model, options, self.settings)
-        params = generation_params(options, request.format)
+        params = self._params(options, request)
         messages = _engine_messages(model, request.messages)
         async with self.scheduler.acquire(model, spec, keep_alive) as lease:
             stream = lease.engine.chat(messages, params, request.tools)
             async with contextlib.aclosing(stream):
                 async for delta in stream:
+                    message = Message(
+                        role="assistant", content=delta.content, thinking=delta.thinking or None
+                    )
                     if not delta.done:
                         yield ChatResponse(
                             model=name,
                             created_at=datetime.now(UTC),
-                            message=Message(
-                                role="assistant",
-                                content=delta.content,
-                                thinking=delta.thinking or None,
-                            ),
+                            message=message,
+                            logprobs=_logprobs(delta),
                         )
                         continue
-                    message = Message(role="assistant", content=delta.content)
                     if delta.tool_calls:
-                        message.tool_calls = delta.tool_calls  # type: ignore[assignment]
+                        message.tool_calls = [ToolCall.model_validate(c) for c in delta.tool_calls]
                     yield ChatResponse(
                         model=name,
                         created_at=datetime.now(UTC),
@@ -127,7 +156,7 @@ class Service:
         name = request.model
         options = merged_options(model, request.options)
         keep_alive = self._keep_alive(request.keep_alive)
-        if not request.prompt and not request.images:
+        if not request.prompt and not request.images and not request.suffix:
             reason, load_ns = await self._load_only(model, keep_alive, options)
             yield GenerateResponse(
                 model=name,
@@ -138,40 +167,65 @@ class Service:
                 load_duration=load_ns,
             )
             return
-        if request.suffix:
-            raise UnsupportedFeature("suffix (fill-in-the-middle) is not supported by corral yet")
         if request.template:
             raise UnsupportedFeature(
                 "a per-request template is not supported: the model's own chat template is used "
                 'unless you set "raw": true and format the prompt yourself'
             )
-        self._check(model, tools=False, images=bool(request.images), think=bool(request.think))
+        self._check(
+            model,
+            tools=False,
+            images=bool(request.images),
+            think=bool(request.think),
+            insert=bool(request.suffix),
+        )
         spec = load_spec(model, options, self.settings)
-        params = generation_params(options, request.format)
+        params = self._params(options, request)
+        system = request.system if request.system is not None else model.system
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": request.prompt})
         async with self.scheduler.acquire(model, spec, keep_alive) as lease:
-            if request.raw:
-                stream = lease.engine.complete(request.prompt, params)
+            engine = lease.engine
+            prompt = ""  # the templated prompt, for ``context``
+            if request.suffix:
+                stream = engine.infill(request.prompt, request.suffix, params)
+            elif request.raw:
+                stream = engine.complete(request.prompt, params)
+            elif request.context:
+                # continue an earlier exchange: its tokens, then this turn's template
+                prompt = await engine.detokenize(request.context)
+                prompt += await engine.apply_template(messages)
+                stream = engine.complete(prompt, params)
             else:
-                system = request.system if request.system is not None else model.system
-                messages = [{"role": "system", "content": system}] if system else []
-                messages.append({"role": "user", "content": request.prompt})
-                stream = lease.engine.chat(messages, params, None)
+                stream = engine.chat(messages, params, None)
+            answer: list[str] = []
             async with contextlib.aclosing(stream):
                 async for delta in stream:
+                    answer.append(delta.content)
                     if not delta.done:
                         yield GenerateResponse(
                             model=name,
                             created_at=datetime.now(UTC),
                             response=delta.content,
                             thinking=delta.thinking or None,
+                            logprobs=_logprobs(delta),
                         )
                         continue
+                    context = None
+                    if not request.raw and not request.suffix:
+                        prompt = prompt or await engine.apply_template(messages)
+                        context = await engine.tokenize(prompt + "".join(answer))
                     yield GenerateResponse(
                         model=name,
                         created_at=datetime.now(UTC),
                         response=delta.content,
+                        context=context,
                         **_final(delta, lease, started),
                     )
+
+
+def _logprobs(delta: Delta) -> list[Logprob] | None:
+    return [Logprob.model_validate(p) for p in delta.logprobs] if delta.logprobs else None
 
 
 def _engine_messages(model: LocalModel, messages: list[Message]) -> list[dict[str, Any]]:
@@ -210,26 +264,32 @@ async def collect_chat(stream: AsyncIterator[ChatResponse]) -> ChatResponse:
     """Fold a stream into the single object ``stream: false`` answers with."""
     content: list[str] = []
     thinking: list[str] = []
+    logprobs: list[Logprob] = []
     last: ChatResponse | None = None
     async for chunk in stream:
         content.append(chunk.message.content)
         thinking.append(chunk.message.thinking or "")
+        logprobs.extend(chunk.logprobs or ())
         last = chunk
     assert last is not None, "the service always ends a stream with a done chunk"
     last.message.content = "".join(content)
     last.message.thinking = "".join(thinking) or None
+    last.logprobs = logprobs or None
     return last
 
 
 async def collect_generate(stream: AsyncIterator[GenerateResponse]) -> GenerateResponse:
     response: list[str] = []
     thinking: list[str] = []
+    logprobs: list[Logprob] = []
     last: GenerateResponse | None = None
     async for chunk in stream:
         response.append(chunk.response)
         thinking.append(chunk.thinking or "")
+        logprobs.extend(chunk.logprobs or ())
         last = chunk
     assert last is not None, "the service always ends a stream with a done chunk"
     last.response = "".join(response)
     last.thinking = "".join(thinking) or None
+    last.logprobs = logprobs or None
     return last

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from corral.errors import BadRequest, EngineCrashed, EngineError, UnsupportedFeature
-from corral.runner.protocol import Delta, GenerationParams
+from corral.runner.protocol import Delta, Embeddings, GenerationParams
 
 __all__ = ["EngineClient"]
 
@@ -52,6 +52,26 @@ def _parse_arguments(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
+
+
+def _ollama_logprob(item: dict[str, Any], top: int | None = None) -> dict[str, Any]:
+    """The engine's ``{token, logprob, bytes, top_logprobs}``, trimmed to ``top`` alternatives."""
+    alternatives = item.get("top_logprobs") or []
+    if top is not None:
+        alternatives = alternatives[:top]
+    return {
+        "token": item.get("token", ""),
+        "logprob": float(item.get("logprob", 0.0)),
+        "bytes": item.get("bytes"),
+        "top_logprobs": [
+            {
+                "token": a.get("token", ""),
+                "logprob": float(a.get("logprob", 0.0)),
+                "bytes": a.get("bytes"),
+            }
+            for a in alternatives
+        ],
+    }
 
 
 class EngineClient:
@@ -115,6 +135,14 @@ class EngineClient:
             }
         elif params.json_mode:
             body["response_format"] = {"type": "json_object"}
+        if params.top_logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = params.top_logprobs
+        if isinstance(params.think, bool):
+            body["chat_template_kwargs"] = {"enable_thinking": params.think}
+        elif params.think:
+            body["reasoning_effort"] = params.think
+            body["chat_template_kwargs"] = {"reasoning_effort": params.think}
         return self._chat_deltas(body)
 
     def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
@@ -124,12 +152,65 @@ class EngineClient:
         body["stream"] = True
         body["cache_prompt"] = True
         # the last chunk would otherwise echo the whole prompt and the generation settings
-        body["response_fields"] = ["content", "stop", "stop_type", "timings"]
+        body["response_fields"] = [
+            "content",
+            "stop",
+            "stop_type",
+            "timings",
+            "completion_probabilities",
+        ]
         if params.json_schema is not None:
             body["json_schema"] = params.json_schema
         elif params.json_mode:
             body["json_schema"] = {"type": "object"}
-        return self._completion_deltas(body)
+        if params.top_logprobs is not None:
+            body["n_probs"] = max(params.top_logprobs, 1)
+        return self._completion_deltas(body, params.top_logprobs)
+
+    def infill(
+        self, prefix: str, suffix: str, params: GenerationParams
+    ) -> AsyncGenerator[Delta, None]:
+        """``POST /infill``: the engine arranges the model's FIM tokens around the gap."""
+        body: dict[str, Any] = dict(params.sampling)
+        body.update(input_prefix=prefix, input_suffix=suffix, prompt="", stream=True)
+        body["cache_prompt"] = True
+        body["response_fields"] = ["content", "stop", "stop_type", "timings"]
+        return self._completion_deltas(body, None, path="/infill")
+
+    async def embed(self, inputs: list[str | list[int]]) -> Embeddings:
+        """``POST /v1/embeddings`` (normalised); token lists skip the engine's tokenizer."""
+        data = await self._post_json("/v1/embeddings", {"input": inputs})
+        rows = sorted(data.get("data") or [], key=lambda row: row.get("index", 0))
+        return Embeddings(
+            vectors=[row["embedding"] for row in rows],
+            prompt_tokens=int((data.get("usage") or {}).get("prompt_tokens") or 0),
+        )
+
+    async def tokenize(self, text: str) -> list[int]:
+        data = await self._post_json("/tokenize", {"content": text, "add_special": False})
+        return [int(t) for t in data.get("tokens") or []]
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        return str((await self._post_json("/detokenize", {"tokens": tokens})).get("content", ""))
+
+    async def apply_template(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str:
+        body: dict[str, Any] = {"messages": messages}
+        if tools:
+            body["tools"] = tools
+        return str((await self._post_json("/apply-template", body)).get("prompt", ""))
+
+    async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._send(path, body)
+        try:
+            await response.aread()
+        except httpx.TransportError as exc:
+            raise self._crashed(exc) from exc
+        finally:
+            await response.aclose()
+        data = response.json()
+        return data if isinstance(data, dict) else {"data": data}
 
     # -- parsing ---------------------------------------------------------------------------
 
@@ -146,8 +227,13 @@ class EngineClient:
                     if delta:
                         content = delta.get("content") or ""
                         thinking = delta.get("reasoning_content") or ""
+                        logprobs = (choice.get("logprobs") or {}).get("content") or []
                         if content or thinking:
-                            yield Delta(content=content, thinking=thinking)
+                            yield Delta(
+                                content=content,
+                                thinking=thinking,
+                                logprobs=[_ollama_logprob(p) for p in logprobs],
+                            )
                         for part in delta.get("tool_calls") or ():
                             call = calls.setdefault(
                                 part.get("index", len(calls)), {"name": "", "arguments": ""}
@@ -165,12 +251,17 @@ class EngineClient:
         ]
         yield _final(finish, timings, tool_calls)
 
-    async def _completion_deltas(self, body: dict[str, Any]) -> AsyncGenerator[Delta, None]:
-        async with contextlib.aclosing(self._events("/completion", body)) as events:
+    async def _completion_deltas(
+        self, body: dict[str, Any], top_logprobs: int | None, path: str = "/completion"
+    ) -> AsyncGenerator[Delta, None]:
+        async with contextlib.aclosing(self._events(path, body)) as events:
             async for event in events:
                 content = event.get("content") or ""
                 if content:
-                    yield Delta(content=content)
+                    probs = event.get("completion_probabilities") or []
+                    if top_logprobs is not None:
+                        probs = [_ollama_logprob(p, top_logprobs) for p in probs]
+                    yield Delta(content=content, logprobs=probs)
                 if event.get("stop"):
                     yield _final(event.get("stop_type"), event.get("timings"), [])
                     return

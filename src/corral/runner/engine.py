@@ -12,7 +12,7 @@ from corral.runner.client import EngineClient
 from corral.runner.discovery import find_llama_server
 from corral.runner.flags import server_args
 from corral.runner.process import LlamaServerProcess, free_port
-from corral.runner.protocol import Delta, GenerationParams, LoadSpec
+from corral.runner.protocol import Delta, Embeddings, GenerationParams, LoadSpec
 
 if TYPE_CHECKING:
     from corral.config import Settings
@@ -51,6 +51,25 @@ class LlamaServerEngine:
 
     def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
         return self.client.complete(prompt, params)
+
+    def infill(
+        self, prefix: str, suffix: str, params: GenerationParams
+    ) -> AsyncGenerator[Delta, None]:
+        return self.client.infill(prefix, suffix, params)
+
+    async def embed(self, inputs: list[str | list[int]]) -> Embeddings:
+        return await self.client.embed(inputs)
+
+    async def tokenize(self, text: str) -> list[int]:
+        return await self.client.tokenize(text)
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        return await self.client.detokenize(tokens)
+
+    async def apply_template(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str:
+        return await self.client.apply_template(messages, tools)
 
     def is_alive(self) -> bool:
         return self.process.is_alive()

@@ -39,6 +39,11 @@ def server_args(spec: LoadSpec, port: int) -> list[str]:
     if not spec.use_mmap:
         # this llama-server has no --no-mmap: "none" reads the weights instead of mapping them
         args += ["--load-mode", "none"]
+    if spec.embedding:
+        # Embedding models see the whole input at once: it must fit one micro-batch.
+        args += ["--embeddings", "-b", str(spec.num_ctx), "-ub", str(spec.num_ctx)]
+        if spec.pooling:
+            args += ["--pooling", spec.pooling]
     if spec.projector_path is not None:
         args += ["--mmproj", str(spec.projector_path)]
     return args

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["Delta", "Engine", "EngineFactory", "GenerationParams", "LoadSpec"]
+__all__ = ["Delta", "Embeddings", "Engine", "EngineFactory", "GenerationParams", "LoadSpec"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,8 @@ class LoadSpec:
     num_thread: int | None = None
     use_mmap: bool = True
     projector_path: Path | None = None
+    embedding: bool = False  # an embeddings-only instance (llama-server --embeddings)
+    pooling: str | None = None  # for embedding instances of models without their own pooling
     label: str = ""  # model name, for logs and error messages
 
 
@@ -40,6 +42,8 @@ class GenerationParams:
     sampling: dict[str, Any] = field(default_factory=dict)
     json_schema: dict[str, Any] | None = None  # format: <schema>
     json_mode: bool = False  # format: "json"
+    top_logprobs: int | None = None  # None: no logprobs; n >= 0: logprobs with n alternatives
+    think: bool | str | None = None  # None: the template's default; a level for some models
 
 
 @dataclass(slots=True)
@@ -55,6 +59,13 @@ class Delta:
     prompt_ms: float = 0.0
     eval_tokens: int = 0
     eval_ms: float = 0.0
+    logprobs: list[dict[str, Any]] = field(default_factory=list)  # Ollama's shape
+
+
+@dataclass(slots=True)
+class Embeddings:
+    vectors: list[list[float]]
+    prompt_tokens: int
 
 
 class Engine(Protocol):
@@ -73,6 +84,26 @@ class Engine(Protocol):
 
     def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
         """Stream a continuation of a raw ``prompt`` (no template)."""
+        ...
+
+    def infill(
+        self, prefix: str, suffix: str, params: GenerationParams
+    ) -> AsyncGenerator[Delta, None]:
+        """Fill in the middle between ``prefix`` and ``suffix`` (models with FIM tokens)."""
+        ...
+
+    async def embed(self, inputs: list[str | list[int]]) -> Embeddings:
+        """L2-normalised embeddings of texts or token lists (embedding instances only)."""
+        ...
+
+    async def tokenize(self, text: str) -> list[int]: ...
+
+    async def detokenize(self, tokens: list[int]) -> str: ...
+
+    async def apply_template(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str:
+        """The prompt the model's chat template makes of ``messages``."""
         ...
 
     def is_alive(self) -> bool: ...
