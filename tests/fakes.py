@@ -27,6 +27,7 @@ class FakeEngine:
     delay: float = 0.0
     crash_after: int | None = None
     alive: bool = True
+    answers: bool = True  # False: the process is up but hung
     calls: list[Call] = field(default_factory=list)
     stopped: bool = False
     in_flight: int = 0
@@ -94,6 +95,9 @@ class FakeEngine:
 
     def is_alive(self) -> bool:
         return self.alive and not self.stopped
+
+    async def healthy(self) -> bool:
+        return self.is_alive() and self.answers
 
     async def stop(self) -> None:
         self.stopped = True

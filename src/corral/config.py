@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         validation_alias=_env("LOAD_TIMEOUT"),
         description="Seconds to wait for an engine to load a model before giving up.",
     )
+    shutdown_grace: float = Field(
+        10.0,
+        ge=0,
+        validation_alias=_env("SHUTDOWN_GRACE"),
+        description="Seconds SIGTERM waits for requests in flight before engines are stopped.",
+    )
     num_threads: int | None = Field(
         None,
         ge=1,

@@ -15,6 +15,7 @@
     │   ├── EngineNotFound
     │   ├── EngineStartError
     │   └── EngineCrashed
+    ├── InsufficientMemory           (500)
     ├── ServerBusy                   (503)
     └── RequestCancelled             (499)
 
@@ -88,6 +89,10 @@ class EngineStartError(EngineError):
 
 class EngineCrashed(EngineError):
     """The engine died or stopped answering while serving a request."""
+
+
+class InsufficientMemory(CorralError):
+    """The model cannot fit in memory even with every other model unloaded."""
 
 
 class ServerBusy(CorralError):

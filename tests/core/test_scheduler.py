@@ -1,10 +1,13 @@
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from corral.core.fit import GIB
 from corral.core.scheduler import Scheduler
-from corral.errors import EngineCrashed, ServerBusy
+from corral.errors import EngineCrashed, InsufficientMemory, ServerBusy
+from corral.hardware import MemoryInfo
 from corral.names import parse_name
 from corral.runner.protocol import LoadSpec
 from corral.store.create import import_gguf
@@ -159,3 +162,112 @@ async def test_shutdown_stops_every_engine(models: list[LocalModel]) -> None:
         await use(sched, m, keep_alive=None)
     await sched.shutdown()
     assert all(e.stopped for e in factory.engines) and sched.running() == []
+
+
+class FakeMemory:
+    """Free memory that shrinks by each loaded engine's estimate, as a real machine's would."""
+
+    def __init__(self, free: int, sched_ref: list[Scheduler]) -> None:
+        self.free = free
+        self.sched_ref = sched_ref
+
+    def __call__(self) -> MemoryInfo:
+        used = sum(m.memory for m in self.sched_ref[0].running())
+        return MemoryInfo(total=self.free, available=self.free - used)
+
+
+def memory_scheduler(free: int, sizes: dict[str, int]) -> tuple[Scheduler, FakeFactory]:
+    factory = FakeFactory()
+    ref: list[Scheduler] = []
+    sched = Scheduler(
+        factory,
+        max_loaded=10,
+        max_queue=10,
+        memory=FakeMemory(free, ref),
+        estimate=lambda model, spec: sizes[model.name.tag],
+    )
+    ref.append(sched)
+    return sched, factory
+
+
+async def test_idle_models_are_evicted_to_make_room(models: list[LocalModel]) -> None:
+    sched, _ = memory_scheduler(10 * GIB, {"a": 4 * GIB, "b": 4 * GIB, "c": 5 * GIB})
+    await use(sched, models[0])
+    await use(sched, models[1])
+    await use(sched, models[2])  # needs a's room: a is least recently used
+    assert sorted(m.model.name.tag for m in sched.running()) == ["b", "c"]
+    [c] = [m for m in sched.running() if m.model.name.tag == "c"]
+    assert c.size == 5 * GIB  # /api/ps reports the estimate
+
+
+async def test_a_model_that_can_never_fit_fails_fast_with_both_numbers(
+    models: list[LocalModel],
+) -> None:
+    sched, factory = memory_scheduler(4 * GIB, {"a": 6 * GIB, "b": 1 * GIB, "c": 1 * GIB})
+    await use(sched, models[1])
+    with pytest.raises(InsufficientMemory) as info:
+        await use(sched, models[0])
+    assert info.value.message == (
+        "model requires more system memory (6.0 GiB) than is available (4.0 GiB)"
+    )
+    assert [e.spec.label for e in factory.engines] == ["m:b"]  # nothing was started
+
+
+async def test_waits_for_a_busy_model_when_only_it_can_make_room(
+    models: list[LocalModel],
+) -> None:
+    sched, _ = memory_scheduler(6 * GIB, {"a": 4 * GIB, "b": 4 * GIB, "c": 1 * GIB})
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def hold_a() -> None:
+        async with sched.acquire(models[0], spec(models[0]), 60):
+            order.append("a")
+            await release.wait()
+
+    async def then_b() -> None:
+        async with sched.acquire(models[1], spec(models[1]), 60):
+            order.append("b")
+
+    task_a = asyncio.create_task(hold_a())
+    await asyncio.sleep(0.01)
+    task_b = asyncio.create_task(then_b())
+    await asyncio.sleep(0.05)
+    assert order == ["a"]
+    release.set()
+    await asyncio.gather(task_a, task_b)
+    assert order == ["a", "b"]
+
+
+async def eventually(condition: Callable[[], bool], limit: float = 5.0) -> None:
+    """Wait until ``condition`` holds (a bound on waiting, not a speed claim)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not condition():
+        assert loop.time() < deadline, "condition never became true"
+        await asyncio.sleep(0.005)
+
+
+async def test_watch_drops_a_dead_engine_at_once(models: list[LocalModel]) -> None:
+    factory = FakeFactory()
+    sched = Scheduler(factory, max_loaded=3, max_queue=10)
+    await use(sched, models[0])
+    await use(sched, models[1])
+    factory.engines[0].alive = False
+    watcher = asyncio.create_task(sched.watch(interval=0.01, failures=1000))
+    await eventually(lambda: len(sched.running()) == 1)
+    watcher.cancel()
+    assert [m.model.name.tag for m in sched.running()] == ["b"]
+    await use(sched, models[0])  # the next request loads it again
+    assert len(factory.engines) == 3
+
+
+async def test_watch_drops_a_hung_engine_after_repeated_misses(models: list[LocalModel]) -> None:
+    factory = FakeFactory()
+    sched = Scheduler(factory, max_loaded=3, max_queue=10)
+    await use(sched, models[0])
+    factory.engines[0].answers = False
+    watcher = asyncio.create_task(sched.watch(interval=0.01, failures=3))
+    await eventually(lambda: not sched.running())
+    watcher.cancel()
+    assert factory.engines[0].stopped

@@ -15,11 +15,14 @@ from corral.api import health, ollama
 from corral.api.errors import install_error_handlers
 from corral.api.health import Readiness
 from corral.config import Settings
+from corral.core.catalog import Catalog
+from corral.core.fit import estimate_memory
 from corral.core.scheduler import Scheduler
 from corral.core.service import Service
-from corral.runner.protocol import EngineFactory
+from corral.hardware import MemoryProbe, read_memory
+from corral.runner.protocol import EngineFactory, LoadSpec
 from corral.store.defaults import ensure_default_model
-from corral.store.models import Store
+from corral.store.models import LocalModel, Store
 
 __all__ = ["create_app"]
 
@@ -47,30 +50,43 @@ def _engine_factory(settings: Settings) -> EngineFactory:
 
 
 def create_app(
-    settings: Settings | None = None, *, engine_factory: EngineFactory | None = None
+    settings: Settings | None = None,
+    *,
+    engine_factory: EngineFactory | None = None,
+    memory: MemoryProbe | None = None,
 ) -> FastAPI:
+    """The whole server; tests inject a fake engine factory and memory probe."""
     settings = settings or Settings()
     store = Store(settings.models_dir)
+    catalog = Catalog()
+
+    def estimate(model: LocalModel, spec: LoadSpec) -> int:
+        return estimate_memory(catalog.gguf(model), model.model_path.stat().st_size, spec).total
+
     scheduler = Scheduler(
         engine_factory or _engine_factory(settings),
         max_loaded=settings.max_loaded_models,
         max_queue=settings.max_queue,
+        memory=memory or read_memory,
+        estimate=estimate,
     )
     readiness = Readiness()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _prepare_store(settings, store, readiness)
+        watcher = asyncio.create_task(scheduler.watch())
         try:
             yield
         finally:
+            watcher.cancel()
             await scheduler.shutdown()
 
     app = FastAPI(title="corral", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
     app.state.scheduler = scheduler
-    app.state.service = Service(settings, store, scheduler)
+    app.state.service = Service(settings, store, scheduler, catalog)
     app.state.readiness = readiness
     app.add_middleware(
         CORSMiddleware,

@@ -29,5 +29,5 @@ def run_server(settings: Settings) -> None:
         host=address.host,
         port=address.port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
     )

@@ -137,7 +137,7 @@ class Catalog:
         return {
             "name": name,
             "model": name,
-            "size": model.size,
+            "size": loaded.size,
             "digest": model.digest,
             "details": self.details(model).model_dump(),
             "expires_at": iso(expires),

@@ -18,7 +18,12 @@ from corral.errors import BadRequest
 from corral.store.models import LocalModel, Store
 from corral.types import EmbedRequest, EmbedResponse
 
-__all__ = ["EmbeddingService", "shorten"]
+__all__ = ["EMBED_CONTEXT", "EmbeddingService", "shorten"]
+
+# An embedding instance holds logits for a whole input at once (n_ctx x n_vocab floats):
+# SmolLM2 needs 0.4 GiB of compute buffer at 2048 tokens, 1.6 GiB at 8192. Inputs are
+# cut at this length unless the request sets num_ctx.
+EMBED_CONTEXT = 2048
 
 
 def shorten(vector: list[float], dimensions: int) -> list[float]:
@@ -44,6 +49,7 @@ class EmbeddingService:
         started = time.perf_counter_ns()
         model = self.store.get(request.model)
         options = merged_options(model, request.options)
+        options.setdefault("num_ctx", min(self.settings.context_length, EMBED_CONTEXT))
         keep_alive = parse_keep_alive(request.keep_alive, self.settings.default_keep_alive)
         spec = load_spec(
             model, options, self.settings, embedding=True, pooling=self._pooling(model)

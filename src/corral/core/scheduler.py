@@ -21,7 +21,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from corral.errors import EngineCrashed, ServerBusy
+from corral.core.fit import GIB
+from corral.errors import EngineCrashed, InsufficientMemory, ServerBusy
+from corral.hardware import MemoryProbe
 from corral.runner.protocol import Engine, EngineFactory, LoadSpec
 from corral.store.models import LocalModel
 
@@ -41,11 +43,13 @@ class LoadedModel:
     last_used: float = 0.0
     expires_at: datetime | None = None
     closed: bool = False
+    memory: int = 0  # estimated bytes, when memory-fit admission is on
     _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
-        return self.model.size
+        """Memory in use as /api/ps reports it: the estimate, else the files' size."""
+        return self.memory or self.model.size
 
 
 @dataclass(slots=True)
@@ -65,9 +69,14 @@ class Scheduler:
         *,
         max_loaded: int,
         max_queue: int,
+        memory: MemoryProbe | None = None,
+        estimate: Callable[[LocalModel, LoadSpec], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``memory`` and ``estimate`` enable memory-fit admission (both or neither)."""
         self._factory = engine_factory
+        self._memory = memory
+        self._estimate = estimate
         self._max_loaded = max_loaded
         self._max_queue = max_queue
         self._clock = clock
@@ -139,11 +148,9 @@ class Scheduler:
                     await self._unload(current)
                 if len(self.running()) < self._max_loaded:
                     break
-                idle = [m for m in self.running() if m.active == 0]
-                if idle:
-                    await self._unload(min(idle, key=lambda m: m.last_used))
-                else:
+                if not await self._evict_idle():
                     await self._wait_for_change()
+            required = await self._make_room(model, spec)
             log.info("loading %s", spec.label)
             engine = await self._factory(spec)
             loaded = LoadedModel(
@@ -153,9 +160,37 @@ class Scheduler:
                 slots=asyncio.Semaphore(spec.num_parallel),
                 keep_alive=keep_alive,
                 last_used=self._clock(),
+                memory=required,
             )
             self._loaded.append(loaded)
             return loaded, True
+
+    async def _evict_idle(self) -> bool:
+        """Unload the least recently used idle engine; False when every engine is busy."""
+        idle = [m for m in self.running() if m.active == 0]
+        if not idle:
+            return False
+        await self._unload(min(idle, key=lambda m: m.last_used))
+        return True
+
+    async def _make_room(self, model: LocalModel, spec: LoadSpec) -> int:
+        """Evict idle engines until ``model`` fits in free memory; fail fast if it never can."""
+        if self._memory is None or self._estimate is None:
+            return 0
+        required = self._estimate(model, spec)
+        while True:
+            available = self._memory().available
+            if required <= available:
+                return required
+            if await self._evict_idle():
+                continue
+            reclaimable = sum(m.memory for m in self.running())  # busy engines, once done
+            if required > available + reclaimable:
+                raise InsufficientMemory(
+                    f"model requires more system memory ({required / GIB:.1f} GiB) than is "
+                    f"available ({(available + reclaimable) / GIB:.1f} GiB)"
+                )
+            await self._wait_for_change()
 
     def _find(self, model: LocalModel, spec: LoadSpec) -> LoadedModel | None:
         """The engine serving ``model`` in the same role (generation or embeddings)."""
@@ -232,6 +267,26 @@ class Scheduler:
                 await self._unload(current)
         await self._notify()
         return bool(found)
+
+    async def watch(self, interval: float = 5.0, failures: int = 3) -> None:
+        """Drop engines that died or stopped answering, so the next request reloads them.
+
+        Requests in flight on a dropped engine end with an error (the connection closes).
+        Runs until cancelled.
+        """
+        misses: dict[int, int] = {}
+        while True:
+            await asyncio.sleep(interval)
+            for loaded in self.running():
+                if await loaded.engine.healthy():
+                    misses.pop(id(loaded), None)
+                    continue
+                misses[id(loaded)] = misses.get(id(loaded), 0) + 1
+                if not loaded.engine.is_alive() or misses[id(loaded)] >= failures:
+                    log.warning("engine for %s is not answering; unloading it", loaded.spec.label)
+                    misses.pop(id(loaded), None)
+                    await self._unload(loaded)
+                    await self._notify()
 
     async def shutdown(self) -> None:
         for loaded in list(self._loaded):

@@ -36,11 +36,13 @@ __all__ = ["Service", "collect_chat", "collect_generate"]
 
 
 class Service:
-    def __init__(self, settings: Settings, store: Store, scheduler: Scheduler) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, scheduler: Scheduler, catalog: Catalog | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.scheduler = scheduler
-        self.catalog = Catalog()
+        self.catalog = catalog or Catalog()
         self.embeddings = EmbeddingService(settings, store, scheduler, self.catalog)
 
     # -- models ---------------------------------------------------------------------------

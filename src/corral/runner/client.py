@@ -19,6 +19,7 @@ from corral.runner.protocol import Delta, Embeddings, GenerationParams
 __all__ = ["EngineClient"]
 
 _CONNECT_TIMEOUT_S = 5.0
+_HEALTH_TIMEOUT_S = 2.0
 _WRITE_TIMEOUT_S = 60.0
 # below llama-server's own keep-alive timeout (5 s), so we never reuse a socket it closed
 _KEEPALIVE_EXPIRY_S = 2.0
@@ -200,6 +201,14 @@ class EngineClient:
         if tools:
             body["tools"] = tools
         return str((await self._post_json("/apply-template", body)).get("prompt", ""))
+
+    async def healthy(self, timeout: float = _HEALTH_TIMEOUT_S) -> bool:
+        """``GET /health`` answers 200 within ``timeout`` (503 while loading counts as no)."""
+        try:
+            response = await self._http.get("/health", timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self._send(path, body)

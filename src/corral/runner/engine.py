@@ -74,6 +74,9 @@ class LlamaServerEngine:
     def is_alive(self) -> bool:
         return self.process.is_alive()
 
+    async def healthy(self) -> bool:
+        return self.process.is_alive() and await self.client.healthy()
+
     def kill_now(self) -> None:
         """SIGKILL the engine without waiting (atexit and signal handlers)."""
         self.process.kill_now()

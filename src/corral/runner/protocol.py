@@ -108,6 +108,10 @@ class Engine(Protocol):
 
     def is_alive(self) -> bool: ...
 
+    async def healthy(self) -> bool:
+        """The process is up and answers its health check in time."""
+        ...
+
     async def stop(self) -> None:
         """Terminate the process (SIGTERM, then SIGKILL) and wait for it."""
         ...

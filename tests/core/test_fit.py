@@ -1,0 +1,78 @@
+"""The memory estimate against what llama-server itself reports for the real models."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from corral.core.fit import estimate_memory
+from corral.gguf import read_gguf
+from corral.runner.discovery import find_llama_server
+from corral.runner.flags import server_args
+from corral.runner.process import free_port
+from corral.runner.protocol import LoadSpec
+
+MIB = 1024 * 1024
+_BREAKDOWN = re.compile(r"- Host\s*\|\s*(\d+) =\s*(\d+) \+\s*(\d+) \+\s*(\d+)")
+
+
+def engine_report(spec: LoadSpec) -> tuple[int, int, int, int]:
+    """(total, model, context, compute) MiB from llama-server's memory breakdown line."""
+    cmd = [str(find_llama_server(None)), *server_args(spec, free_port()), "-v", "-t", "1"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        assert p.stdout is not None
+        deadline = time.monotonic() + 60
+        try:
+            for line in p.stdout:
+                match = _BREAKDOWN.search(line)
+                if match:
+                    total, model, context, compute = map(int, match.groups())
+                    return total, model, context, compute
+                assert time.monotonic() < deadline, "no memory breakdown from the engine"
+        finally:
+            p.kill()
+    raise AssertionError("the engine exited without a memory breakdown")
+
+
+def test_kv_cache_grows_with_context_and_slots(smollm2_path: Path) -> None:
+    info = read_gguf(smollm2_path)
+    one = estimate_memory(info, 1, LoadSpec(model_path=smollm2_path, num_ctx=1024))
+    four = estimate_memory(info, 1, LoadSpec(model_path=smollm2_path, num_ctx=1024, num_parallel=4))
+    double = estimate_memory(info, 1, LoadSpec(model_path=smollm2_path, num_ctx=2048))
+    assert four.kv_cache == 4 * one.kv_cache and double.kv_cache == 2 * one.kv_cache
+    # 30 layers x 1024 cells x 3 KV heads x (64 + 64) x 2 bytes
+    assert one.kv_cache == 30 * 1024 * 3 * 128 * 2
+
+
+def test_sliding_window_layers_keep_a_window(gemma_path: Path) -> None:
+    info = read_gguf(gemma_path)
+    small = estimate_memory(info, 1, LoadSpec(model_path=gemma_path, num_ctx=4096))
+    big = estimate_memory(info, 1, LoadSpec(model_path=gemma_path, num_ctx=8192))
+    assert big.kv_cache < 2 * small.kv_cache  # only the 3 global layers grow
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(
+    ("model", "spec_args"),
+    [
+        ("smollm2", {"num_ctx": 4096}),
+        ("smollm2", {"num_ctx": 2048, "num_parallel": 4}),
+        ("smollm2", {"num_ctx": 1024, "embedding": True, "pooling": "mean"}),
+        ("gemma", {"num_ctx": 4096}),
+        ("gemma", {"num_ctx": 1024, "embedding": True, "pooling": "mean"}),
+    ],
+)
+def test_estimate_within_20_percent_of_the_engine(
+    request: pytest.FixtureRequest, model: str, spec_args: dict[str, object]
+) -> None:
+    path: Path = request.getfixturevalue(f"{model}_path")
+    spec = LoadSpec(model_path=path, **spec_args)  # type: ignore[arg-type]
+    estimate = estimate_memory(read_gguf(path), path.stat().st_size, spec)
+    total, _, context, compute = engine_report(spec)
+    assert estimate.total / MIB == pytest.approx(total, rel=0.2)
+    assert estimate.kv_cache / MIB == pytest.approx(context, rel=0.2, abs=2)
+    assert estimate.compute / MIB == pytest.approx(compute, rel=0.2, abs=2)
