@@ -85,7 +85,9 @@ def test_logprobs_requested_reach_the_engine(client: TestClient, factory: FakeFa
 
 
 def test_suffix_needs_a_fill_in_the_middle_model(client: TestClient) -> None:
-    response = client.post("/api/generate", json={"model": MODEL, "prompt": "def f(", "suffix": ")"})
+    response = client.post(
+        "/api/generate", json={"model": MODEL, "prompt": "def f(", "suffix": ")"}
+    )
     assert response.status_code == 400
     assert response.json() == {"error": '"smollm2:135m" does not support insert'}
 

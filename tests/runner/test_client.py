@@ -174,6 +174,16 @@ async def test_chat_tool_call_fragments_are_joined() -> None:
     ]
 
 
+async def test_tool_call_arguments_that_are_not_an_object_are_an_error() -> None:
+    body = sse(
+        chunk({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "[1, 2"}}]}),
+        chunk({}, "tool_calls", timings=TIMINGS),
+    )
+    client, _ = client_for(stream_response(body))
+    with pytest.raises(EngineError, match="'f' with arguments that are not a JSON object: \\[1, 2"):
+        await collect(client.chat([], GenerationParams()))
+
+
 async def test_chat_usage_chunk_after_finish() -> None:
     """With stream_options.include_usage the timings come in a last chunk without choices."""
     body = sse(

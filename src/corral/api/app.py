@@ -13,6 +13,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from corral import __version__
 from corral.api import health, ollama
 from corral.api.errors import install_error_handlers
+from corral.api.openai import install_openai_error_rendering
+from corral.api.openai import router as openai_router
 from corral.api.health import Readiness
 from corral.config import Settings
 from corral.core.catalog import Catalog
@@ -96,6 +98,8 @@ def create_app(
         allow_headers=["*"],
     )
     install_error_handlers(app)
+    install_openai_error_rendering(app)  # after: it routes /v1/* errors to OpenAI's shape
     app.include_router(health.router)
     app.include_router(ollama.router)
+    app.include_router(openai_router)
     return app

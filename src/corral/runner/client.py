@@ -45,14 +45,19 @@ def _final(
     )
 
 
-def _parse_arguments(raw: str) -> Any:
-    """A tool call's streamed JSON arguments as a dict (the raw string if it isn't JSON)."""
+def _parse_arguments(name: str, raw: str) -> dict[str, Any]:
+    """A tool call's streamed JSON arguments as a dict; clients need an object to call with."""
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
-        return raw
+        value = None
+    if not isinstance(value, dict):
+        raise EngineError(
+            f"the model called {name!r} with arguments that are not a JSON object: {raw[:200]}"
+        )
+    return value
 
 
 def _ollama_logprob(item: dict[str, Any], top: int | None = None) -> dict[str, Any]:
@@ -255,7 +260,12 @@ class EngineClient:
         if finish is None:
             raise self._crashed("the answer ended before it was complete")
         tool_calls = [
-            {"function": {"name": c["name"], "arguments": _parse_arguments(c["arguments"])}}
+            {
+                "function": {
+                    "name": c["name"],
+                    "arguments": _parse_arguments(c["name"], c["arguments"]),
+                }
+            }
             for _, c in sorted(calls.items())
         ]
         yield _final(finish, timings, tool_calls)

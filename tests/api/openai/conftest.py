@@ -1,0 +1,89 @@
+"""The app with the /v1 router and its error rendering, on the fake engine.
+
+The routes are wired here rather than relying on ``create_app`` so these tests run whether
+or not the app factory registers them yet; wiring twice is harmless (see ``with_openai``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from corral.api.app import create_app
+from corral.api.openai import install_openai_error_rendering, router
+from corral.config import Settings
+from corral.runner.protocol import Delta, Engine, LoadSpec
+from tests.fakes import FakeEngine, FakeFactory
+
+
+def with_openai(app: FastAPI) -> FastAPI:
+    install_openai_error_rendering(app)  # idempotent
+    if not any(getattr(r, "path", "") == "/v1/chat/completions" for r in app.routes):
+        app.include_router(router)
+    return app
+
+
+@pytest.fixture
+def v1(seeded_models: Path, factory: FakeFactory, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(home=tmp_path / "home", models=seeded_models)
+    app = with_openai(create_app(settings, engine_factory=factory))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def tools_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SmolLM2's template has no tools, so the service refuses them; pretend it has."""
+    monkeypatch.setattr(
+        "corral.core.service.capabilities", lambda info, model: ["completion", "tools"]
+    )
+
+
+@dataclass
+class ScriptedEngine(FakeEngine):
+    """The fake engine, plus what the real runner can add: tool calls on the last delta
+    (parsed, as the runner hands them on) and per-token logprobs in Ollama's shape."""
+
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: bool = False
+
+    async def _stream(self) -> AsyncGenerator[Delta, None]:
+        async for delta in super()._stream():
+            if delta.done:
+                delta.tool_calls = list(self.tool_calls)
+            elif self.logprobs:
+                top = [{"token": delta.content, "logprob": -0.5}, {"token": "?", "logprob": -3.0}]
+                delta.logprobs = [{"token": delta.content, "logprob": -0.5, "top_logprobs": top}]
+            yield delta
+
+
+@dataclass
+class ScriptedFactory(FakeFactory):
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: bool = False
+
+    async def __call__(self, spec: LoadSpec) -> Engine:
+        engine = ScriptedEngine(
+            spec=spec, tool_calls=self.tool_calls, logprobs=self.logprobs, **self.engine_kwargs
+        )
+        self.engines.append(engine)
+        return engine
+
+
+def sse(text: str) -> list[Any]:
+    """The events of an SSE body: parsed JSON, or the string "[DONE]"."""
+    events: list[Any] = []
+    for block in text.split("\n\n"):
+        if not block:
+            continue
+        assert block.startswith("data: "), block
+        data = block.removeprefix("data: ")
+        events.append(data if data == "[DONE]" else json.loads(data))
+    return events
