@@ -190,3 +190,128 @@ def test_making_a_client_does_not_import_httpx_cli_or_rich() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] True"
+
+
+def test_model_management_requests() -> None:
+    seen: Seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/generate":
+            return httpx.Response(200, json={"done": True, "done_reason": "unload"})
+        if request.url.path == "/api/embed":
+            return httpx.Response(200, json={"embeddings": [[0.1, 0.2]]})
+        if request.url.path == "/api/show":
+            return httpx.Response(200, json={})
+        return httpx.Response(200)  # copy and delete answer with an empty body
+
+    client = make_client(handler, seen)
+
+    assert client.copy("a", "b") is None
+    assert client.delete("b") is None
+    assert client.unload("a") is None
+    assert client.embed("e", ["x", "y"], truncate=False, dimensions=None) == {
+        "embeddings": [[0.1, 0.2]]
+    }
+    assert client.show("m", verbose=True, system=None, options={}) == {}
+    assert client.show("m", system="s", options={"seed": 1}) == {}
+    assert seen == [
+        ("POST", "/api/copy", {"source": "a", "destination": "b"}),
+        ("DELETE", "/api/delete", {"model": "b"}),
+        ("POST", "/api/generate", {"model": "a", "keep_alive": 0}),
+        ("POST", "/api/embed", {"model": "e", "input": ["x", "y"], "truncate": False}),
+        ("POST", "/api/show", {"model": "m", "verbose": True}),
+        ("POST", "/api/show", {"model": "m", "system": "s", "options": {"seed": 1}}),
+    ]
+
+
+def test_delete_of_a_missing_model_raises() -> None:
+    client = make_client(lambda r: httpx.Response(404, json={"error": "model 'x' not found"}))
+    with pytest.raises(ClientError) as info:
+        client.delete("x")
+    assert (info.value.message, info.value.status_code) == ("model 'x' not found", 404)
+
+
+def test_create_streams_statuses_and_leaves_out_empty_fields() -> None:
+    seen: Seen = []
+    body = lines({"status": "writing manifest"}, {"status": "success"})
+    client = make_client(lambda r: httpx.Response(200, content=body), seen)
+
+    statuses = list(
+        client.create("mine", from_="llama3.2", system="s", template=None, quantize="q4_K_M")
+    )
+
+    assert [s["status"] for s in statuses] == ["writing manifest", "success"]
+    assert seen == [
+        (
+            "POST",
+            "/api/create",
+            {"model": "mine", "from": "llama3.2", "system": "s", "quantize": "q4_K_M"},
+        )
+    ]
+
+
+def test_create_error_line_raises() -> None:
+    body = lines({"status": "parsing GGUF"}, {"error": "unsupported architecture"})
+    client = make_client(lambda r: httpx.Response(200, content=body))
+    with pytest.raises(ClientError, match="unsupported architecture"):
+        list(client.create("m", files={"m.gguf": "sha256:00"}))
+
+
+def test_blobs_head_then_post_streamed() -> None:
+    received: list[tuple[str, str, bytes, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        data = request.read()
+        received.append(
+            (request.method, request.url.path, data, request.headers.get("content-length"))
+        )
+        if request.method == "HEAD":
+            return httpx.Response(200 if request.url.path.endswith("aa") else 404)
+        return httpx.Response(201)
+
+    client = Client("http://corral.test", transport=httpx.MockTransport(handler))
+
+    assert client.blob_exists("sha256:aa") is True
+    assert client.blob_exists("sha256:bb") is False
+    client.create_blob("sha256:bb", iter([b"GG", b"UF"]), 4)
+
+    assert received == [
+        ("HEAD", "/api/blobs/sha256:aa", b"", None),
+        ("HEAD", "/api/blobs/sha256:bb", b"", None),
+        ("POST", "/api/blobs/sha256:bb", b"GGUF", "4"),
+    ]
+
+
+def test_blob_errors_raise() -> None:
+    client = make_client(lambda r: httpx.Response(400, json={"error": "digest mismatch"}))
+    with pytest.raises(ClientError, match="digest mismatch"):
+        client.create_blob("sha256:00", [b"x"], 1)
+    with pytest.raises(ClientError, match="digest mismatch"):
+        client.blob_exists("sha256:00")
+
+
+def test_think_is_sent_only_when_set() -> None:
+    seen: Seen = []
+    client = make_client(lambda r: httpx.Response(200, json={"done": True}), seen)
+    list(client.chat("m", [], think=False))
+    list(client.generate("m", "hi", think="high"))
+    list(client.chat("m", []))
+    assert [body.get("think", "unset") for _, _, body in seen] == [False, "high", "unset"]
+
+
+async def test_async_client_management() -> None:
+    seen: Seen = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, json.loads(request.content)))
+        return httpx.Response(200, json={"model_info": {}})
+
+    async with AsyncClient("http://corral.test", transport=httpx.MockTransport(handler)) as c:
+        await c.copy("a", "b")
+        await c.delete("b")
+        assert await c.show("a", verbose=True) == {"model_info": {}}
+    assert seen == [
+        ("POST", "/api/copy", {"source": "a", "destination": "b"}),
+        ("DELETE", "/api/delete", {"model": "b"}),
+        ("POST", "/api/show", {"model": "a", "verbose": True}),
+    ]

@@ -41,7 +41,7 @@ class ServerUnreachable(ClientError):
 
 
 class RequestOptions(TypedDict, total=False):
-    """Keyword arguments of ``chat`` and ``generate``."""
+    """Keyword arguments of ``chat`` and ``generate`` (``stream`` defaults to true)."""
 
     options: Mapping[str, Any] | None
     system: str | None
@@ -197,17 +197,10 @@ class Client:
     def ps(self) -> dict[str, Any]:  # GET /api/ps: the loaded models
         return self._json("GET", "/api/ps")
 
-    def show(
-        self,
-        model: str,
-        *,
-        verbose: bool = False,
-        system: str | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """``POST /api/show``; ``verbose`` adds all metadata (and tensors)."""
-        body = _show_body(model, verbose, system=system, options=dict(options or {}))
-        return self._json("POST", "/api/show", body)
+    def show(self, model: str, *, verbose: bool = False, **extra: Any) -> dict[str, Any]:
+        """``POST /api/show``; ``verbose`` adds all metadata; ``extra``: ``system``, ``options``
+        (a chat session's, as ``ollama run``'s ``/show`` sends them; empty ones are left out)."""
+        return self._json("POST", "/api/show", _show_body(model, verbose, **extra))
 
     def copy(self, source: str, destination: str) -> None:
         self._call("POST", "/api/copy", {"source": source, "destination": destination})
@@ -246,7 +239,7 @@ class Client:
         _check(response)
 
     def embed(self, model: str, input: str | Sequence[str], **kw: Any) -> dict[str, Any]:
-        """``POST /api/embed``; ``kw``: ``truncate``, ``options``, ``keep_alive``, ``dimensions``."""
+        """``POST /api/embed``; ``kw``: truncate, options, keep_alive, dimensions."""
         body = _drop_none({"model": model, "input": input, **kw})
         return self._json("POST", "/api/embed", body)
 
@@ -259,52 +252,18 @@ class Client:
         return response.status_code == 200, body if isinstance(body, dict) else {"body": body}
 
     def chat(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        options: Mapping[str, Any] | None = None,
-        system: str | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        keep_alive: str | float | None = None,
-        think: bool | str | None = None,
-        stream: bool = True,
+        self, model: str, messages: Sequence[Mapping[str, Any]], **kw: Unpack[RequestOptions]
     ) -> Generator[Chunk, None, None]:
         """Yield the chunks of ``POST /api/chat``; ``system`` becomes a leading system message.
 
         Closing the iterator (or leaving the loop) closes the connection: the server stops.
         """
-        kw = RequestOptions(
-            options=options,
-            system=system,
-            format=format,
-            keep_alive=keep_alive,
-            think=think,
-            stream=stream,
-        )
         return self._stream("/api/chat", _body(model, "messages", list(messages), kw))
 
     def generate(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        system: str | None = None,
-        options: Mapping[str, Any] | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        stream: bool = True,
-        keep_alive: str | float | None = None,
-        think: bool | str | None = None,
+        self, model: str, prompt: str, **kw: Unpack[RequestOptions]
     ) -> Generator[Chunk, None, None]:
         """Yield the NDJSON chunks of ``POST /api/generate``."""
-        kw = RequestOptions(
-            options=options,
-            system=system,
-            format=format,
-            keep_alive=keep_alive,
-            think=think,
-            stream=stream,
-        )
         return self._stream("/api/generate", _body(model, "prompt", prompt, kw))
 
 
@@ -370,16 +329,6 @@ class AsyncClient:
 
     async def delete(self, model: str) -> None:
         await self._call("DELETE", "/api/delete", {"model": model})
-
-    async def embed(self, model: str, input: str | Sequence[str], **kw: Any) -> dict[str, Any]:
-        return await self._json(
-            "POST", "/api/embed", _drop_none({"model": model, "input": input, **kw})
-        )
-
-    def create(self, model: str, **fields: Any) -> AsyncGenerator[Chunk, None]:
-        """Like :meth:`Client.create`: ``async for status in client.create(...)``."""
-        body = _drop_none({"model": model, "from": fields.pop("from_", None), **fields})
-        return self._stream("/api/create", body)
 
     def chat(
         self, model: str, messages: Sequence[Mapping[str, Any]], **kw: Unpack[RequestOptions]

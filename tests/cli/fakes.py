@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-Route = Callable[[dict[str, Any]], httpx.Response]
+Route = Callable[[Any], httpx.Response]
 
 
 def ndjson(*chunks: dict[str, Any], status: int = 200) -> httpx.Response:
@@ -29,11 +29,13 @@ def answer(*tokens: str, **final: Any) -> httpx.Response:
 
 
 class FakeServer:
-    """Routes ``(method, path)`` to canned answers and records every request body."""
+    """Routes ``(method, path)`` to canned answers and records every request body (the
+    decoded JSON, or the raw bytes of a body that is not JSON, such as a blob)."""
 
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], Route | list[Route]] = {}
-        self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        self.requests: list[tuple[str, str, Any]] = []
+        self.headers: list[httpx.Headers] = []
 
     def on(self, method: str, path: str, *responses: Route) -> None:
         """Answer with ``responses`` in turn; the last one repeats."""
@@ -45,9 +47,18 @@ class FakeServer:
     def chats(self) -> list[dict[str, Any]]:
         return [body for _, path, body in self.requests if path == "/api/chat"]
 
+    def paths(self) -> list[tuple[str, str]]:
+        return [(method, path) for method, path, _ in self.requests]
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else {}
+        body: Any = {}
+        if request.content:
+            try:
+                body = json.loads(request.content)
+            except ValueError:
+                body = request.content
         self.requests.append((request.method, request.url.path, body))
+        self.headers.append(request.headers)
         routes = self.routes.get((request.method, request.url.path))
         if not routes:
             return httpx.Response(404, json={"error": f"no route {request.url.path}"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from corral.cli.main import main
+from corral.cli.main import build_parser, main
 
 HEAVY = ("pydantic", "pydantic_settings", "fastapi", "starlette", "uvicorn", "rich", "click")
 
@@ -26,12 +27,60 @@ def test_python_m_corral_version() -> None:
     assert out.stdout == "corral version 0.1.0\n"
 
 
-def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 0
+COMMANDS = {
+    "serve": "Start the server",
+    "create": "Create a model from a Modelfile",
+    "show": "Show information for a model",
+    "run": "Run a model",
+    "stop": "Stop a running model",
+    "list (ls)": "List models",
+    "ps": "List running models",
+    "cp": "Copy a model",
+    "rm": "Remove a model",
+    "health": "Exit 0 when the server is ready, 1 otherwise",
+    "help": "Help about any command",
+}
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["help"]])
+def test_help_lists_every_command_with_a_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    if argv == ["--help"]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    else:
+        assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: corral")
-    for command in ("serve", "list (ls)", "ps", "show", "health", "run"):
-        assert command in out
+    rows = [
+        re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.startswith(" " * 4)
+    ]
+    assert dict(rows) == COMMANDS
+
+
+@pytest.mark.parametrize("command", [c.split()[0] for c in COMMANDS if c != "serve"])
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: corral {command}")
+
+
+def test_help_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["help", "create"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: corral create [-h] [-f FILE] [-q QUANTIZE] NAME")
+    assert "-q QUANTIZE, --quantize QUANTIZE" in out
+
+    assert main(["help", "nope"]) == 1
+    assert capsys.readouterr().err == "Error: unknown command 'nope'; see corral --help\n"
+
+
+def test_run_options_may_follow_prompt_words() -> None:
+    args = build_parser().parse_args(["run", "m", "why", "--verbose", "is", "--think=low", "it"])
+    assert (args.prompt, args.verbose, args.think) == (["why", "is", "it"], True, "low")
 
 
 def test_serve_help_prints_the_environment_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,6 +153,17 @@ def tags_server() -> Iterator[str]:
     yield f"127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+def test_command_modules_import_nothing_heavy() -> None:
+    modules = ["manage", "create", "models", "run", "repl", "_images", "_repl_help"]
+    code = (
+        "import sys\n"
+        f"for name in {modules!r}: __import__('corral.cli.' + name)\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_corral_list_imports_nothing_heavy(tags_server: str) -> None:

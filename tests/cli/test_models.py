@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from corral.cli._format import human_bytes, human_duration, human_number
+from corral.cli._format import go_value, human_bytes, human_duration, human_number
 from tests.cli.fakes import FakeServer
 
 Corral = Callable[..., int]
@@ -241,3 +241,114 @@ def test_human_number() -> None:
         "134.52M",
         "999",
     ]
+
+
+VERBOSE_SHOW = {
+    "details": {"quantization_level": "Q8_0"},
+    "model_info": {
+        "general.architecture": "llama",
+        "general.parameter_count": 134515008,
+        "llama.context_length": 8192,
+        "llama.embedding_length": 576,
+        "llama.rope.freq_base": 100000.0,
+        "tokenizer.ggml.add_bos_token": False,
+        "tokenizer.ggml.tokens": ["<s>", "</s>", "<unk>", "a"],
+    },
+    "projector_info": {
+        "general.architecture": "clip",
+        "general.parameter_count": 400_000_000,
+        "clip.vision.embedding_length": 1024,
+        "clip.vision.projection_dim": 768,
+    },
+    "tensors": [
+        {"name": "token_embd.weight", "type": "Q8_0", "shape": [576, 49152]},
+        {"name": "output_norm.weight", "type": "F32", "shape": [576]},
+    ],
+}
+
+
+@pytest.mark.parametrize("flag", ["-v", "--verbose"])
+def test_show_verbose_asks_for_and_prints_all_metadata(
+    corral: Corral, server: FakeServer, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    server.json("POST", "/api/show", VERBOSE_SHOW)
+
+    assert corral("show", "smollm2:135m", flag) == 0
+
+    assert server.requests == [("POST", "/api/show", {"model": "smollm2:135m", "verbose": True})]
+    assert capsys.readouterr().out == (
+        "  Model\n"
+        "    architecture        llama\n"
+        "    parameters          134.52M\n"
+        "    context length      8192\n"
+        "    embedding length    576\n"
+        "    quantization        Q8_0\n"
+        "\n"
+        "  Projector\n"
+        "    architecture        clip\n"
+        "    parameters          400M\n"
+        "    embedding length    1024\n"
+        "    dimensions          768\n"
+        "\n"
+        "  Metadata\n"
+        "    general.architecture            llama\n"
+        "    general.parameter_count         1.34515008e+08\n"
+        "    llama.context_length            8192\n"
+        "    llama.embedding_length          576\n"
+        "    llama.rope.freq_base            100000\n"
+        "    tokenizer.ggml.add_bos_token    false\n"
+        "    tokenizer.ggml.tokens           [<s> </s> ...+2 more]\n"
+        "\n"
+        "  Tensors\n"
+        "    token_embd.weight     Q8_0    [576 49152]\n"
+        "    output_norm.weight    F32     [576]\n"
+        "\n"
+    )
+
+
+def test_show_flag_with_verbose_still_prints_the_field(
+    corral: Corral, server: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.json("POST", "/api/show", SHOW)
+    assert corral("show", "m", "--template", "-v") == 0
+    assert capsys.readouterr().out == "{{ .Prompt }}\n"
+
+
+def test_ps_shows_the_context_column_when_the_server_reports_it(
+    corral: Corral, server: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = {
+        "name": "smollm2:135m",
+        "digest": "abcdef0123456789",
+        "size": 250_000_000,
+        "size_vram": 250_000_000,
+        "context_length": 4096,
+        "expires_at": ago(seconds=1),
+    }
+    server.json("GET", "/api/ps", {"models": [model]})
+
+    assert corral("ps") == 0
+
+    assert capsys.readouterr().out == (
+        "NAME            ID              SIZE      PROCESSOR    CONTEXT    UNTIL\n"
+        "smollm2:135m    abcdef012345    250 MB    100% GPU     4096       Stopping...\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (8192, "8192"),
+        (8_030_261_248, "8.030261248e+09"),
+        (1e6, "1e+06"),
+        (999_999, "999999"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (-2.5, "-2.5"),
+        (True, "true"),
+        ([1, "a", 0.5], "[1 a 0.5]"),
+        (None, "<nil>"),
+    ],
+)
+def test_go_value(value: object, text: str) -> None:
+    assert go_value(value) == text

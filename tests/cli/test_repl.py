@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.cli.fakes import TTY, FakeServer, answer
+from corral.cli._repl_help import HELP, SET_HELP, SHORTCUTS_HELP, SHOW_HELP
+from tests.cli.fakes import TTY, FakeServer, answer, ndjson
 
 Corral = Callable[..., int]
 
@@ -211,3 +213,217 @@ def test_server_error_during_a_turn_keeps_the_session(
     assert captured.err == "\nError: engine crashed\n"
     assert captured.out.endswith("Back.\n\n\n")  # then Ctrl-D's newline
     assert server.chats()[2]["messages"] == [{"role": "user", "content": "second"}]
+
+
+def test_set_think_format_and_unknown_settings(
+    corral: Corral,
+    server: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.on("POST", "/api/chat", *replies("A", "B", "C", "D", "E"))
+    feed(
+        monkeypatch,
+        "/set think", "a", "/set think low", "b", "/set nothink", "c",
+        "/set format json", "d", "/set noformat", "/set format yaml", "/set foo", "/set", "e",
+    )  # fmt: skip
+
+    assert corral("run", "qwen3", stdin=TTY()) == 0
+
+    load, *turns = server.chats()
+    assert "think" not in load
+    assert [t.get("think") for t in turns] == [True, "low", False, False, False]
+    assert [t.get("format") for t in turns] == [None, None, None, "json", None]
+    assert capsys.readouterr().out == (
+        "Set 'think' mode.\nA\n\n"
+        "Set 'think' mode to 'low'.\nB\n\n"
+        "Set 'nothink' mode.\nC\n\n"
+        "Set format to 'json' mode.\nD\n\n"
+        "Disabled format.\n"
+        "Invalid or missing format. For 'json' mode use '/set format json'\n"
+        "Unknown command '/set foo'. Type /? for help\n"
+        f"{SET_HELP}\n"
+        "E\n\n\n"
+    )
+
+
+def test_show_commands(
+    corral: Corral,
+    server: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.on("POST", "/api/chat", *replies())
+    info = {
+        "parameters": 'stop "<|im_end|>"\ntemperature 0.2',
+        "template": "{{ .Prompt }}",
+        "system": "Be nice.",
+    }
+    server.json("POST", "/api/show", info)
+    feed(
+        monkeypatch,
+        "/set parameter stop a b", "/set parameter temperature 0", "/show parameters",
+        "/show system", "/show template", "/show license", "/show", "/show nope",
+    )  # fmt: skip
+
+    assert corral("run", "m", stdin=TTY()) == 0
+
+    shows = [body for _, path, body in server.requests if path == "/api/show"]
+    options = {"stop": ["a", "b"], "temperature": 0}
+    assert shows == [{"model": "m", "options": options}] * 4
+    assert capsys.readouterr().out == (
+        "Set parameter 'stop' to 'a, b'\n"
+        "Set parameter 'temperature' to '0'\n"
+        "Model defined parameters:\n"
+        '  stop "<|im_end|>"\n'
+        "  temperature 0.2\n"
+        "\n"
+        "User defined parameters:\n"
+        "  stop                           [a b]\n"
+        "  temperature                    0\n"
+        "\n"
+        "Be nice.\n"
+        "{{ .Prompt }}\n"
+        "No license was specified for this model.\n"
+        f"{SHOW_HELP}\n"
+        "Unknown command '/show nope'. Type /? for help\n"
+        "\n"
+    )
+
+
+def test_load_switches_model_and_keeps_nothing_of_the_old_session(
+    corral: Corral,
+    server: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = httpx.Response(404, json={"error": "model 'nope' not found"})
+    load, hello, again, x = replies("Hello.", "Again.", "X.")
+    server.on("POST", "/api/chat", load, hello, lambda body: missing, again, load, x)
+    feed(
+        monkeypatch,
+        "/set system Be brief.", "/set parameter seed 1", "hi", "/load nope", "again",
+        "/load other", "x", "/load",
+    )  # fmt: skip
+
+    assert corral("run", "m", "--keepalive", "1m", stdin=TTY()) == 0
+
+    chats = server.chats()
+    assert chats[2] == {"model": "nope", "messages": [], "stream": True, "keep_alive": "1m"}
+    assert chats[3]["model"] == "m"
+    assert chats[3]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "again"},
+    ]
+    assert chats[3]["options"] == {"seed": 1}
+    assert chats[4] == {"model": "other", "messages": [], "stream": True, "keep_alive": "1m"}
+    assert chats[5] == {
+        "model": "other",
+        "messages": [{"role": "user", "content": "x"}],
+        "stream": True,
+        "keep_alive": "1m",
+    }
+    out = capsys.readouterr().out
+    assert "Loading model 'nope'\nCouldn't find model 'nope'\nAgain.\n\n" in out
+    assert "Loading model 'other'\nX.\n\n" in out
+    assert out.endswith("Usage:\n  /load <modelname>\n\n")
+
+
+def test_save_creates_a_model_from_the_session(
+    corral: Corral,
+    server: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.on("POST", "/api/chat", *replies("Hello."))
+    invalid = httpx.Response(400, json={"error": "invalid model name"})
+    server.on(
+        "POST", "/api/create", lambda body: ndjson({"status": "success"}), lambda body: invalid
+    )
+    feed(
+        monkeypatch,
+        "/set system Be brief.", "/set parameter temperature 0.5", "hi", "/save mine",
+        "/save bad:na:me", "/save",
+    )  # fmt: skip
+
+    assert corral("run", "m", stdin=TTY()) == 0
+
+    creates = [body for _, path, body in server.requests if path == "/api/create"]
+    assert creates[0] == {
+        "model": "mine",
+        "from": "m",
+        "system": "Be brief.",
+        "parameters": {"temperature": 0.5},
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello."},
+        ],
+    }
+    assert creates[1]["model"] == "bad:na:me"
+    captured = capsys.readouterr()
+    assert "Created new model 'mine'\n" in captured.out
+    assert captured.out.endswith("Usage:\n  /save <modelname>\n\n")
+    assert captured.err == "Error: invalid model name\n"
+
+
+def test_save_of_a_fresh_session_sends_only_the_model(
+    corral: Corral, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.on("POST", "/api/chat", *replies())
+    server.on("POST", "/api/create", lambda body: ndjson({"status": "success"}))
+    feed(monkeypatch, "/save copy")
+
+    assert corral("run", "m", stdin=TTY()) == 0
+
+    assert server.requests[-1] == ("POST", "/api/create", {"model": "copy", "from": "m"})
+
+
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        ("/?", HELP),
+        ("/help", HELP),
+        ("/? set", SET_HELP),
+        ("/? /set", SET_HELP),
+        ("/help show", SHOW_HELP),
+        ("/? shortcuts", SHORTCUTS_HELP),
+    ],
+)
+def test_help(
+    corral: Corral,
+    server: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    line: str,
+    text: str,
+) -> None:
+    server.on("POST", "/api/chat", *replies())
+    feed(monkeypatch, line)
+    assert corral("run", "m", stdin=TTY()) == 0
+    assert capsys.readouterr().out == text + "\n\n"
+    assert "/load <model>" in HELP and "/save <model>" in HELP
+    assert "/set think" in SET_HELP and "/set nothink" in SET_HELP
+
+
+def test_a_line_starting_with_an_image_path_is_a_message(
+    corral: Corral,
+    server: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    cat = tmp_path / "cat.png"
+    cat.write_bytes(b"\x89PNG\r\n\x1a\n")
+    server.on("POST", "/api/chat", *replies("A cat.", "Grey."))
+    server.json("POST", "/api/show", {"capabilities": ["vision"]})
+    feed(monkeypatch, f"{cat} what is this?", "what colour?")
+
+    assert corral("run", "gemma3", stdin=TTY()) == 0
+
+    image = {"role": "user", "content": "what is this?", "images": ["iVBORw0KGgo="]}
+    assert server.chats()[1]["messages"] == [image]
+    assert server.chats()[2]["messages"][:2] == [image, {"role": "assistant", "content": "A cat."}]
+    assert [p for _, p in server.paths()].count("/api/show") == 1  # asked once per session
+    assert capsys.readouterr().err == f"Added image '{cat}'\n"

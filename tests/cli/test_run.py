@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import socket
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +16,7 @@ import pytest
 from corral.cli._format import go_duration
 from corral.cli.main import main
 from corral.cli.run import WordWrap
-from tests.cli.fakes import FakeServer, answer, ndjson
+from tests.cli.fakes import TTY, FakeServer, answer, ndjson
 
 Corral = Callable[..., int]
 
@@ -191,3 +195,158 @@ def test_no_wrap_when_width_is_none() -> None:
 )
 def test_go_duration(ns: int, text: str) -> None:
     assert go_duration(ns) == text
+
+
+def thinking_answer(thoughts: list[str], tokens: list[str]) -> httpx.Response:
+    chunks: list[dict[str, Any]] = [
+        {"message": {"role": "assistant", "content": "", "thinking": t}, "done": False}
+        for t in thoughts
+    ]
+    chunks += [{"message": {"role": "assistant", "content": t}, "done": False} for t in tokens]
+    return ndjson(*chunks, {"message": {"role": "assistant", "content": ""}, "done": True})
+
+
+@pytest.mark.parametrize(
+    ("flags", "think"),
+    [(["--think"], True), (["--think=false"], False), (["--think=high"], "high"), ([], None)],
+)
+def test_think_flag_is_sent(
+    corral: Corral, server: FakeServer, flags: list[str], think: bool | str | None
+) -> None:
+    server.on("POST", "/api/chat", lambda body: answer("ok"))
+
+    assert corral("run", "qwen3", *flags, "hi", "there") == 0  # --think takes no word after it
+
+    (chat,) = server.chats()
+    assert chat["messages"] == [{"role": "user", "content": "hi there"}]
+    assert chat.get("think", "unset") == ("unset" if think is None else think)
+
+
+def test_thinking_is_shown_between_markers_before_the_answer(
+    corral: Corral, server: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.on("POST", "/api/chat", lambda body: thinking_answer(["Let me", " think."], ["Hi", "!"]))
+
+    assert corral("run", "qwen3", "hi", "--think") == 0
+
+    assert capsys.readouterr().out == "Thinking...\nLet me think.\n...done thinking.\n\nHi!\n"
+
+
+def test_thinking_is_grey_on_a_terminal(
+    corral: Corral, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = TTY()
+    monkeypatch.setattr("sys.stdout", out)
+    server.on("POST", "/api/chat", lambda body: thinking_answer(["Hmm.\n"], ["Yes."]))
+
+    assert corral("run", "qwen3", "hi", "--nowordwrap") == 0
+
+    grey, bold, reset = "\x1b[90m", "\x1b[1m", "\x1b[0m"
+    assert out.getvalue() == (
+        f"{grey}{bold}Thinking...\n{reset}{grey}Hmm.\n"
+        f"{grey}{bold}...done thinking.\n\n{reset}Yes.\n"
+    )
+
+
+def test_hidethinking_prints_only_the_answer_and_keeps_think(
+    corral: Corral, server: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.on("POST", "/api/chat", lambda body: thinking_answer(["secret"], ["Hi"]))
+
+    assert corral("run", "qwen3", "--think", "--hidethinking", "hi") == 0
+
+    assert capsys.readouterr().out == "Hi\n"
+    assert server.chats()[0]["think"] is True
+
+
+def test_format_takes_a_json_schema(corral: Corral, server: FakeServer) -> None:
+    server.on("POST", "/api/chat", lambda body: answer("{}"))
+    schema = '{"type": "object", "properties": {"age": {"type": "integer"}}}'
+
+    assert corral("run", "m", "--format", schema, "age?") == 0
+
+    assert server.chats()[0]["format"] == json.loads(schema)
+
+
+def test_bad_format_is_an_error(
+    corral: Corral, server: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert corral("run", "m", "--format", "yaml", "hi") == 1
+    assert capsys.readouterr().err == (
+        "Error: invalid --format 'yaml': use \"json\" or a JSON schema object\n"
+    )
+    assert server.requests == []
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+@pytest.fixture
+def pictures(tmp_path: Path) -> tuple[Path, Path]:
+    cat = tmp_path / "cat.png"
+    cat.write_bytes(PNG)
+    dog = tmp_path / "my dog.JPG"
+    dog.write_bytes(b"\xff\xd8\xff\xe0" + b"\x01" * 16)
+    return cat, dog
+
+
+def test_image_paths_become_images_for_a_vision_model(
+    corral: Corral,
+    server: FakeServer,
+    capsys: pytest.CaptureFixture[str],
+    pictures: tuple[Path, Path],
+) -> None:
+    cat, dog = pictures
+    server.json("POST", "/api/show", {"capabilities": ["completion", "vision"]})
+    server.on("POST", "/api/chat", lambda body: answer("Two pets."))
+
+    prompt = f"compare {cat}, and '{dog}' please"
+    assert corral("run", "gemma3", prompt) == 0
+
+    assert server.paths() == [("POST", "/api/show"), ("POST", "/api/chat")]
+    assert server.chats()[0]["messages"] == [
+        {
+            "role": "user",
+            "content": "compare, and please",
+            "images": [base64.b64encode(PNG).decode(), base64.b64encode(dog.read_bytes()).decode()],
+        }
+    ]
+    captured = capsys.readouterr()
+    assert captured.out == "Two pets.\n"
+    assert captured.err == f"Added image '{cat}'\nAdded image '{dog}'\n"
+
+
+def test_image_paths_stay_text_for_other_models(
+    corral: Corral, server: FakeServer, pictures: tuple[Path, Path]
+) -> None:
+    cat, _ = pictures
+    server.json("POST", "/api/show", {"capabilities": ["completion"]})
+    server.on("POST", "/api/chat", lambda body: answer("?"))
+
+    assert corral("run", "smollm2", "what is", str(cat), "/no/such/file.png") == 0
+
+    content = f"what is {cat} /no/such/file.png"
+    assert server.chats()[0]["messages"] == [{"role": "user", "content": content}]
+
+
+def test_prompt_without_image_paths_does_not_ask_for_capabilities(
+    corral: Corral, server: FakeServer
+) -> None:
+    server.on("POST", "/api/chat", lambda body: answer("."))
+    assert corral("run", "m", "draw", "a", "cat.png") == 0  # no such file here
+    assert server.paths() == [("POST", "/api/chat")]
+
+
+def test_a_file_that_is_not_an_image_is_an_error(
+    corral: Corral, server: FakeServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fake = tmp_path / "fake.webp"
+    fake.write_text("not an image")
+    server.json("POST", "/api/show", {"capabilities": ["vision"]})
+
+    assert corral("run", "gemma3", "see", str(fake)) == 1
+
+    assert capsys.readouterr().err == (
+        f"Error: couldn't process image {fake}: not a PNG, JPEG or WebP image\n"
+    )
+    assert server.chats() == []

@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 __all__ = [
     "go_duration",
+    "go_value",
     "human_bytes",
     "human_duration",
     "human_number",
@@ -144,6 +146,38 @@ def go_duration(ns: int) -> str:
     if minutes:
         return f"{sign}{minutes}m{text}"
     return sign + text
+
+
+def _go_float(value: float) -> str:
+    """Go's ``%v`` of a float64: shortest digits; exponent form from 1e+06 and below 1e-04."""
+    if not math.isfinite(value):
+        return {math.inf: "+Inf", -math.inf: "-Inf"}.get(value, "NaN")
+    if value == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(float(value))).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    point = len(text) + int(exponent)  # digits before the decimal point
+    if not -4 <= point - 1 < 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        body = f"{mantissa}e{point - 1:+03d}"
+    elif point <= 0:
+        body = "0." + "0" * -point + text
+    else:
+        body = text.ljust(point, "0") if point >= len(text) else f"{text[:point]}.{text[point:]}"
+    return ("-" if sign else "") + body
+
+
+def go_value(value: Any) -> str:
+    """A JSON value as Go's ``%v`` prints it once decoded (numbers are float64 there)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _go_float(float(value))
+    if isinstance(value, list):
+        return "[" + " ".join(map(go_value, value)) + "]"
+    if value is None:
+        return "<nil>"
+    return str(value)
 
 
 def stats_lines(final: Mapping[str, Any]) -> list[str]:

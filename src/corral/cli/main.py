@@ -21,7 +21,7 @@ from corral import __version__
 if TYPE_CHECKING:
     from corral.client import Client
 
-__all__ = ["Context", "build_parser", "main"]
+__all__ = ["CommandError", "Context", "build_parser", "main"]
 
 RUN_HELP = """\
 Without a PROMPT and with stdin a terminal, starts a chat session (type /? for help).
@@ -30,6 +30,20 @@ With a PROMPT, or with input piped in (added after the PROMPT), prints one answe
 corral run does not start a server: if none is running it says so and exits with status 1.
 Start one with "corral serve" (or "make run") in another terminal.
 """
+
+
+CREATE_HELP = """\
+Reads the Modelfile here and sends it to the server as an /api/create request. A FROM that
+names a local GGUF file (or a directory holding one; relative to the Modelfile, ~ allowed)
+is uploaded first, as is each ADAPTER; any other FROM names a model the server has.
+Without -f, ./Modelfile is used; with no ./Modelfile, FROM . (the GGUF file here).
+"""
+
+THINK_VALUES = ("true", "false", "high", "medium", "low")
+
+
+class CommandError(Exception):
+    """A mistake :func:`main` reports as one ``Error: ...`` line (exit status 1)."""
 
 
 @dataclass(frozen=True)
@@ -47,11 +61,30 @@ def _default_client() -> Client:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose epilog is computed only when its help is printed."""
+    """An ArgumentParser whose epilog is computed only when its help is printed, and which
+    can take options among positionals (``intermixed``: ``corral run m --verbose hi``)."""
 
-    def __init__(self, *args: Any, epilog_factory: Callable[[], str] | None = None, **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        epilog_factory: Callable[[], str] | None = None,
+        intermixed: bool = False,
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
         self._epilog_factory = epilog_factory
+        self._intermixed = intermixed
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if not self._intermixed:
+            return super().parse_known_args(args, namespace)
+        self._intermixed = False  # parse_known_intermixed_args calls back in here
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixed = True
 
     def format_help(self) -> str:
         if self._epilog_factory is not None:
@@ -63,6 +96,82 @@ def _serve_epilog() -> str:
     from corral.cli.serve import settings_epilog
 
     return settings_epilog()
+
+
+def _model_commands(sub: Any) -> None:
+    """create, show, stop, list, ps, cp, rm: Ollama's model management commands."""
+    create = sub.add_parser(
+        "create",
+        help="Create a model from a Modelfile",
+        description="Create model NAME from a Modelfile.",
+        epilog=CREATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("-f", "--file", help='name of the Modelfile (default "Modelfile")')
+    create.add_argument("-q", "--quantize", help="quantize the model to this level (e.g. q4_K_M)")
+    create.set_defaults(handler="create:create")
+
+    show = sub.add_parser("show", help="Show information for a model")
+    show.add_argument("model", metavar="MODEL")
+    fields = show.add_mutually_exclusive_group()
+    for field in ("license", "modelfile", "parameters", "system", "template"):
+        fields.add_argument(f"--{field}", action="store_true", help=f"show the model's {field}")
+    show.add_argument(
+        "-v", "--verbose", action="store_true", help="show all model metadata (and tensors)"
+    )
+    show.set_defaults(handler="models:show")
+
+    run = sub.add_parser(
+        "run",
+        help="Run a model",
+        description="Chat with a model, or get one answer to PROMPT.",
+        epilog=RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        intermixed=True,
+    )
+    _run_arguments(run)
+
+    stop = sub.add_parser("stop", help="Stop a running model", description="Unload MODEL now.")
+    stop.add_argument("model", metavar="MODEL")
+    stop.set_defaults(handler="manage:stop")
+
+    for name, aliases in (("list", ["ls"]), ("ps", [])):
+        what = "List models" if name == "list" else "List running models"
+        cmd = sub.add_parser(name, aliases=aliases, help=what, description=what + ".")
+        cmd.add_argument("prefix", nargs="?", metavar="NAME", help="only names starting so")
+        cmd.set_defaults(handler="models:list_models" if name == "list" else "models:ps")
+
+    cp = sub.add_parser("cp", help="Copy a model", description="Copy SOURCE to DESTINATION.")
+    cp.add_argument("source", metavar="SOURCE")
+    cp.add_argument("destination", metavar="DESTINATION")
+    cp.set_defaults(handler="manage:copy")
+
+    rm = sub.add_parser("rm", help="Remove a model", description="Unload and delete models.")
+    rm.add_argument("models", nargs="+", metavar="MODEL")
+    rm.set_defaults(handler="manage:remove")
+
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument("model", metavar="MODEL")
+    run.add_argument("prompt", nargs="*", metavar="PROMPT")
+    run.add_argument("--verbose", action="store_true", help="show timings for each response")
+    run.add_argument("--keepalive", metavar="DURATION", help="how long the model stays loaded")
+    run.add_argument("--format", help='response format: "json", or a JSON schema')
+    run.add_argument(
+        "--think",
+        action="store_const",
+        const="true",
+        help="thinking: --think, --think=false, or --think=high|medium|low",
+    )
+    for value in THINK_VALUES:  # like cobra's NoOptDefVal: a value only after "="
+        run.add_argument(
+            f"--think={value}", dest="think", action="store_const", const=value,
+            help=argparse.SUPPRESS,
+        )  # fmt: skip
+    run.add_argument("--hidethinking", action="store_true", help="don't show the thinking")
+    run.add_argument("--nowordwrap", action="store_true", help="don't wrap words")
+    run.set_defaults(handler="run:run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,18 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (overrides CORRAL_HOST)")
     serve.set_defaults(handler="serve:serve")
 
-    for name, aliases in (("list", ["ls"]), ("ps", [])):
-        what = "List models" if name == "list" else "List running models"
-        cmd = sub.add_parser(name, aliases=aliases, help=what, description=what + ".")
-        cmd.add_argument("prefix", nargs="?", metavar="NAME", help="only names starting so")
-        cmd.set_defaults(handler="models:list_models" if name == "list" else "models:ps")
-
-    show = sub.add_parser("show", help="Show information for a model")
-    show.add_argument("model", metavar="MODEL")
-    fields = show.add_mutually_exclusive_group()
-    for field in ("license", "modelfile", "parameters", "system", "template"):
-        fields.add_argument(f"--{field}", action="store_true", help=f"show the model's {field}")
-    show.set_defaults(handler="models:show")
+    _model_commands(sub)
 
     health = sub.add_parser(
         "health",
@@ -105,21 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.set_defaults(handler="health:health")
 
-    run = sub.add_parser(
-        "run",
-        help="Run a model",
-        description="Chat with a model, or get one answer to PROMPT.",
-        epilog=RUN_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument("model", metavar="MODEL")
-    run.add_argument("prompt", nargs="*", metavar="PROMPT")
-    run.add_argument("--verbose", action="store_true", help="show timings for each response")
-    run.add_argument("--keepalive", metavar="DURATION", help="how long the model stays loaded")
-    run.add_argument("--format", choices=["json"], help="response format")
-    run.add_argument("--nowordwrap", action="store_true", help="don't wrap words")
-    run.set_defaults(handler="run:run")
+    help_cmd = sub.add_parser("help", help="Help about any command")
+    help_cmd.add_argument("topic", nargs="?", metavar="COMMAND")
+    help_cmd.set_defaults(help_for=sub.choices)
     return parser
+
+
+def _help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    topic: str | None = getattr(args, "topic", None)
+    commands: dict[str, argparse.ArgumentParser] = getattr(args, "help_for", {})
+    if topic and topic not in commands:
+        print(f"Error: unknown command '{topic}'; see corral --help", file=sys.stderr)
+        return 1
+    (commands[topic] if topic else parser).print_help()
+    return 0
 
 
 def main(
@@ -132,9 +229,8 @@ def main(
     parser = build_parser()
     args = parser.parse_args(argv)
     handler_name: str | None = getattr(args, "handler", None)
-    if handler_name is None:
-        parser.print_help()
-        return 0
+    if handler_name is None:  # no command, or "corral help [COMMAND]"
+        return _help(parser, args)
     module_name, func_name = handler_name.split(":")
     handler = getattr(importlib.import_module(f"corral.cli.{module_name}"), func_name)
     ctx = Context(client_factory or _default_client, stdin if stdin is not None else sys.stdin)
@@ -146,6 +242,10 @@ def main(
     except ClientError as exc:  # ServerUnreachable included: its message says what to do
         sys.stdout.flush()
         print(f"Error: {exc.message}", file=sys.stderr)
+        return 1
+    except CommandError as exc:
+        sys.stdout.flush()
+        print(f"Error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)

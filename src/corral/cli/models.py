@@ -9,7 +9,14 @@ import argparse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from corral.cli._format import human_bytes, human_number, human_time, short_digest, table
+from corral.cli._format import (
+    go_value,
+    human_bytes,
+    human_number,
+    human_time,
+    short_digest,
+    table,
+)
 
 if TYPE_CHECKING:
     from corral.cli.main import Context
@@ -61,23 +68,28 @@ def until(expires_at: str | None) -> str:
 
 
 def ps(args: argparse.Namespace, ctx: Context) -> int:
+    """Ollama's table; its CONTEXT column when the server reports ``context_length``."""
     models = ctx.client_factory().ps().get("models") or []
+    models = [
+        m
+        for m in models
+        if str(m.get("name") or m.get("model") or "").startswith(args.prefix or "")
+    ]
+    context = any("context_length" in m for m in models)
     rows = []
     for m in models:
-        name = str(m.get("name") or m.get("model") or "")
-        if args.prefix and not name.startswith(args.prefix):
-            continue
         size = int(m.get("size") or 0)
-        rows.append(
-            [
-                name,
-                short_digest(str(m.get("digest") or "")),
-                human_bytes(size),
-                processor(size, int(m.get("size_vram") or 0)),
-                until(m.get("expires_at")),
-            ]
-        )
-    print(table(rows, ["NAME", "ID", "SIZE", "PROCESSOR", "UNTIL"]))
+        row = [
+            str(m.get("name") or m.get("model") or ""),
+            short_digest(str(m.get("digest") or "")),
+            human_bytes(size),
+            processor(size, int(m.get("size_vram") or 0)),
+        ]
+        if context:
+            row.append(str(m.get("context_length") or ""))
+        rows.append([*row, until(m.get("expires_at"))])
+    header = ["NAME", "ID", "SIZE", "PROCESSOR", *(["CONTEXT"] if context else []), "UNTIL"]
+    print(table(rows, header))
     return 0
 
 
@@ -97,8 +109,50 @@ def _head(text: str, n: int) -> list[list[str]]:
     return [*rows, ["..."]] if len(lines) > n else rows
 
 
-def format_show(info: Mapping[str, Any]) -> str:
-    """``ollama show``'s summary: Model, Capabilities, Parameters, System, License."""
+def _metadata_value(value: Any) -> str:
+    """Like ``ollama show -v``: long arrays cut to about 10 columns, ``[a b ...+N more]``."""
+    if not isinstance(value, list):
+        return go_value(value)
+    shown, width = 0, 1
+    for i, item in enumerate(value):
+        item_width = len(go_value(item)) + (2 if i else 0)
+        if i and width + item_width > 10:
+            break
+        width, shown = width + item_width, shown + 1
+    if shown < len(value):
+        return go_value(value[:shown])[:-1] + f" ...+{len(value) - shown} more]"
+    return go_value(value)
+
+
+def _projector(projector: Mapping[str, Any]) -> list[list[str]]:
+    arch = str(projector.get("general.architecture") or "")
+    rows = [["architecture", arch]]
+    if isinstance(count := projector.get("general.parameter_count"), int | float):
+        rows.append(["parameters", human_number(int(count))])
+    for key, label in (("embedding_length", "embedding length"), ("projection_dim", "dimensions")):
+        if (value := projector.get(f"{arch}.vision.{key}")) is not None:
+            rows.append([label, _number(value)])
+    return rows
+
+
+def _verbose_sections(info: Mapping[str, Any]) -> list[str]:
+    """``ollama show --verbose``: every metadata key, sorted, then the tensors."""
+    sections = []
+    if model_info := info.get("model_info"):
+        rows = [[key, _metadata_value(model_info[key])] for key in sorted(model_info)]
+        sections.append(_section("Metadata", rows))
+    if tensors := info.get("tensors"):
+        rows = [
+            [str(t.get("name", "")), str(t.get("type", "")), go_value(t.get("shape") or [])]
+            for t in tensors
+        ]
+        sections.append(_section("Tensors", rows))
+    return sections
+
+
+def format_show(info: Mapping[str, Any], verbose: bool = False) -> str:
+    """``ollama show``'s summary: Model, Capabilities, Projector, Parameters, (with
+    ``verbose``: Metadata, Tensors), System, License."""
     details: Mapping[str, Any] = info.get("details") or {}
     model_info: Mapping[str, Any] = info.get("model_info") or {}
     rows: list[list[str]] = []
@@ -123,9 +177,13 @@ def format_show(info: Mapping[str, Any]) -> str:
     sections = [_section("Model", rows)]
     if capabilities := info.get("capabilities"):
         sections.append(_section("Capabilities", [[str(c)] for c in capabilities]))
+    if projector := info.get("projector_info"):
+        sections.append(_section("Projector", _projector(projector)))
     if parameters := info.get("parameters"):
         param_rows = [line.split() for line in str(parameters).splitlines() if line.strip()]
         sections.append(_section("Parameters", param_rows))
+    if verbose:
+        sections += _verbose_sections(info)
     if system := info.get("system"):
         sections.append(_section("System", _head(str(system), 2)))
     if license_text := info.get("license"):
@@ -142,7 +200,7 @@ def show_field(info: Mapping[str, Any], field: str) -> str:
 
 
 def show(args: argparse.Namespace, ctx: Context) -> int:
-    info = ctx.client_factory().show(args.model)
+    info = ctx.client_factory().show(args.model, verbose=args.verbose)
     field = next((f for f in SHOW_FIELDS if getattr(args, f, False)), None)
-    print(show_field(info, field) if field else format_show(info))
+    print(show_field(info, field) if field else format_show(info, args.verbose))
     return 0

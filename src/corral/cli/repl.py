@@ -2,16 +2,20 @@
 
 Input comes from :func:`input` (with readline editing on a real terminal). ``\"\"\"`` opens
 a multi-line message and a line ending in ``\"\"\"`` closes it. Ctrl-C stops an answer and
-returns to the prompt; Ctrl-D or ``/bye`` leaves.
+returns to the prompt; Ctrl-D or ``/bye`` leaves. ``/?`` lists the commands.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any
 
-from corral.cli.run import Session, load_model, stream_reply
+from corral.cli._images import image_words
+from corral.cli._repl_help import PARAMETER_HELP, SET_HELP, SHOW_HELP, help_for
+from corral.cli.main import CommandError
+from corral.cli.run import Session, load_model, stream_reply, user_message
 from corral.client import ClientError, ServerUnreachable
 
 if TYPE_CHECKING:
@@ -20,49 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["Repl", "parse_value"]
 
 PROMPT, CONTINUATION, QUOTES = ">>> ", "... ", '"""'
-
-HELP = '''Available Commands:
-  /set            Set session variables
-  /show           Show model information
-  /clear          Clear session context
-  /bye            Exit
-  /?, /help       Help for a command
-
-Use """ to begin a multi-line message.
-'''
-
-SET_HELP = """Available Commands:
-  /set parameter ...     Set a parameter
-  /set system <string>   Set system message
-  /set wordwrap          Enable wordwrap
-  /set nowordwrap        Disable wordwrap
-  /set format json       Enable JSON mode
-  /set noformat          Disable formatting
-  /set verbose           Show LLM stats
-  /set quiet             Disable LLM stats
-"""
-
-PARAMETER_HELP = """Parameters:
-  /set parameter seed <int>             Random number seed
-  /set parameter num_predict <int>      Max number of tokens to predict
-  /set parameter top_k <int>            Pick from top k num of tokens
-  /set parameter top_p <float>          Pick token based on sum of probabilities
-  /set parameter min_p <float>          Pick token based on top token probability * min_p
-  /set parameter num_ctx <int>          Set the context size
-  /set parameter temperature <float>    Set creativity level
-  /set parameter repeat_penalty <float> How strongly to penalize repetitions
-  /set parameter repeat_last_n <int>    Set how far back to look for repetitions
-  /set parameter stop <string> <string> ...   Set the stop parameters
-"""
-
-SHOW_HELP = """Available Commands:
-  /show info         Show details for this model
-  /show license      Show model license
-  /show modelfile    Show Modelfile for this model
-  /show parameters   Show parameters for this model
-  /show system       Show system message
-  /show template     Show prompt template
-"""
 
 _FLAGS = {
     "verbose": ("verbose", True),
@@ -83,6 +44,11 @@ def parse_value(text: str) -> Any:
     return lowered == "true" if lowered in ("true", "false") else text
 
 
+def _go(value: Any) -> str:
+    """A parameter as Ollama's ``%v`` shows it: lists as ``[a b]``."""
+    return "[" + " ".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
+
+
 class Repl:
     def __init__(self, client: Client, session: Session, *, use_readline: bool = False) -> None:
         self.client, self.session = client, session
@@ -101,7 +67,7 @@ class Repl:
             except KeyboardInterrupt:
                 print("\nUse Ctrl + d or /bye to exit.")
                 continue
-            if text.startswith("/"):
+            if text.startswith("/") and not image_words(text.split()[0]):
                 if not self.command(text):
                     return 0
             elif text.strip():
@@ -122,20 +88,26 @@ class Repl:
         lines.append(body[: -len(QUOTES)])
         return (prefix + "\n".join(lines)).strip()
 
+    def _report(self, exc: ClientError | CommandError, prefix: str = "") -> None:
+        """A failed turn or command: say why on stderr and stay in the session."""
+        if isinstance(exc, ServerUnreachable):
+            raise exc
+        message = exc.message if isinstance(exc, ClientError) else str(exc)
+        print(f"{prefix}Error: {message}", file=sys.stderr)
+
     def turn(self, text: str) -> None:
-        user = {"role": "user", "content": text}
+        session = self.session
         try:
-            reply = stream_reply(self.client, self.session, [*self.session.history, user], "\n\n")
+            user = user_message(self.client, session, text)
+            reply = stream_reply(self.client, session, [*session.history, user], "\n\n")
         except KeyboardInterrupt:
             print("\n")
             return
-        except ServerUnreachable:
-            raise
-        except ClientError as exc:
-            print(f"\nError: {exc.message}", file=sys.stderr)
+        except (ClientError, CommandError) as exc:
+            self._report(exc, "\n")
             return
         if reply is not None:
-            self.session.history += [user, reply]
+            session.history += [user, reply]
 
     def command(self, line: str) -> bool:
         """Run a ``/`` command; ``False`` means leave."""
@@ -143,18 +115,26 @@ class Repl:
         name = words[0]
         if name in ("/bye", "/exit"):
             return False
-        if name == "/clear":
-            self.session.history.clear()
-            print("Cleared session context")
-        elif name == "/set":
-            self.set(line, words[1:])
-        elif name == "/show":
-            self.show(words[1:])
-        elif name in ("/?", "/help"):
-            topic = words[1] if len(words) > 1 else ""
-            print({"/set": SET_HELP, "/show": SHOW_HELP}.get("/" + topic.lstrip("/"), HELP))
-        else:
-            print(f"Unknown command '{name}'. Type /? for help")
+        try:
+            if name == "/clear":
+                self.session.history.clear()
+                print("Cleared session context")
+            elif name == "/set":
+                self.set(line, words[1:])
+            elif name == "/show":
+                self.show(words[1:])
+            elif name in ("/load", "/save") and len(words) != 2:
+                print(f"Usage:\n  {name} <modelname>")
+            elif name == "/load":
+                self.load(words[1])
+            elif name == "/save":
+                self.save(words[1])
+            elif name in ("/?", "/help"):
+                print(help_for(words[1] if len(words) > 1 else ""))
+            else:
+                print(f"Unknown command '{name}'. Type /? for help")
+        except (ClientError, CommandError) as exc:
+            self._report(exc)
         return True
 
     def set(self, line: str, words: list[str]) -> None:
@@ -181,34 +161,80 @@ class Repl:
             attr, value = _FLAGS[what]
             setattr(session, attr, value)
             print(f"Set '{what}' mode.")
-        elif what == "format" and words[1:] == ["json"]:
+        elif what == "format":
+            if words[1:] != ["json"]:
+                print("Invalid or missing format. For 'json' mode use '/set format json'")
+                return
             session.format = "json"
             print("Set format to 'json' mode.")
         elif what == "noformat":
             session.format = None
             print("Disabled format.")
+        elif what == "think":
+            level = words[1] if len(words) > 1 else None
+            session.think = level or True
+            print(f"Set 'think' mode to '{level}'." if level else "Set 'think' mode.")
+        elif what == "nothink":
+            session.think = False
+            print("Set 'nothink' mode.")
+        elif what:
+            print(f"Unknown command '/set {what}'. Type /? for help")
         else:
             print(SET_HELP)
 
     def show(self, words: list[str]) -> None:
         from corral.cli.models import SHOW_FIELDS, format_show, show_field
 
-        what = words[0] if words else ""
+        session, what = self.session, words[0] if words else ""
         if what not in ("info", *SHOW_FIELDS):
-            print(SHOW_HELP)
+            print(f"Unknown command '/show {what}'. Type /? for help" if what else SHOW_HELP)
             return
-        if what == "system" and self.session.system:
-            print(self.session.system)
+        if what == "system" and session.system:
+            print(session.system)
             return
+        info = self.client.show(session.model, system=session.system, options=session.options)
+        if what == "info":
+            print(format_show(info))
+        elif what == "parameters":  # Ollama's layout: the model's, then the session's
+            lines = [line for line in str(info.get("parameters") or "").splitlines() if line]
+            print("Model defined parameters:")
+            for text in lines or ["No additional parameters were specified for this model."]:
+                print(f"  {text}")
+            print()
+            if session.options:
+                print("User defined parameters:")
+                for key, value in session.options.items():
+                    print(f"  {key:<30} {_go(value)}")
+                print()
+        else:
+            print(show_field(info, what))
+
+    def load(self, model: str) -> None:
+        """``/load MODEL``: a new session on another model; nothing of this one is kept
+        but the display settings (verbose, wordwrap, format, think, keepalive)."""
+        print(f"Loading model '{model}'")
+        session = dataclasses.replace(
+            self.session, model=model, system=None, options={}, history=[], vision=None
+        )
         try:
-            info = self.client.show(self.session.model)
-        except ServerUnreachable:
-            raise
+            load_model(self.client, session)
         except ClientError as exc:
-            print(f"Error: {exc.message}", file=sys.stderr)
+            if exc.status_code != 404:
+                raise
+            print(f"Couldn't find model '{model}'")
             return
-        print(format_show(info) if what == "info" else show_field(info, what))
-        if what == "parameters" and self.session.options:
-            print("\nUser defined parameters:")
-            for key, value in self.session.options.items():
-                print(f"{key:<30} {value}")
+        self.session = session
+
+    def save(self, name: str) -> None:
+        """``/save NAME``: a new model from this one, with the session's system message,
+        parameters and history (``POST /api/create``, as Ollama's ``/save``)."""
+        session = self.session
+        fields = {
+            "from_": session.model,
+            "system": session.system or None,
+            "parameters": dict(session.options) or None,
+            "messages": list(session.history) or None,
+        }
+        for _ in self.client.create(name, **fields):
+            pass
+        print(f"Created new model '{name}'")
