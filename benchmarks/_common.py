@@ -78,6 +78,12 @@ def corral_server(**settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes
         yield url, proc
 
 
+def fresh_connections(timeout: float) -> httpx.Client:
+    """A client that opens a connection per request: llama-server drops idle keep-alive
+    connections after a few seconds, and a reused dead one would fail the request."""
+    return httpx.Client(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from _common import corral_server, direct_engine
+from _common import corral_server, direct_engine, fresh_connections
 
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle. (take {i})"
 
@@ -88,7 +88,7 @@ def main() -> int:
     with (
         direct_engine(4096, 1, args.threads) as direct_url,
         corral_server(num_threads=str(args.threads)) as (corral_url, _),
-        httpx.Client(timeout=120) as client,
+        fresh_connections(120) as client,
     ):
         direct(client, direct_url, "warm up", 8)
         corral(client, corral_url, "warm up", 8)

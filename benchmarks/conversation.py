@@ -16,7 +16,7 @@ import time
 
 import httpx
 
-from _common import corral_server
+from _common import corral_server, fresh_connections
 
 QUESTION = (
     "Turn {i}. Tell me one more detailed fact about the history of lighthouses, "
@@ -62,7 +62,7 @@ def main() -> int:
     warm_ms, cold_ms = [], []
     with (
         corral_server(num_threads=str(args.threads)) as (url, _),
-        httpx.Client(timeout=300) as client,
+        fresh_connections(300) as client,
     ):
         history: list[dict[str, str]] = [
             {"role": "system", "content": "You are a patient historian."}

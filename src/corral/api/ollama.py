@@ -29,8 +29,13 @@ def _service(request: Request) -> Service:
     return service
 
 
-@router.api_route("/", methods=["GET", "HEAD"], response_class=PlainTextResponse)
+@router.get("/", response_class=PlainTextResponse)
 async def root() -> str:
+    return "corral is running"
+
+
+@router.head("/", response_class=PlainTextResponse, include_in_schema=False)
+async def root_head() -> str:
     return "corral is running"
 
 
