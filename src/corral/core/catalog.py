@@ -12,6 +12,7 @@ from typing import Any
 from corral.core.scheduler import LoadedModel
 from corral.gguf import GGUFInfo, read_gguf
 from corral.store.models import LocalModel
+from corral.templates import TemplateError, compile_template
 from corral.types import ModelDetails
 
 __all__ = ["Catalog", "capabilities", "iso", "parameters_text"]
@@ -39,10 +40,11 @@ def parameters_text(params: dict[str, Any]) -> str:
 
 
 def capabilities(info: GGUFInfo, model: LocalModel) -> list[str]:
-    """What the model can do, judged from the chat template the engine will use."""
-    template = info.chat_template or model.template or ""
+    """What the model can do, judged from the chat template that will be used: the
+    Modelfile's TEMPLATE if it has one (corral renders it), else the GGUF's own."""
+    template = model.template or info.chat_template or ""
     caps = ["completion"]
-    if "tools" in template:
+    if _supports_tools(model.template) if model.template else "tools" in template:
         caps.append("tools")
     if "<think>" in template or "enable_thinking" in template or "reasoning_content" in template:
         caps.append("thinking")
@@ -51,6 +53,13 @@ def capabilities(info: GGUFInfo, model: LocalModel) -> list[str]:
     if "tokenizer.ggml.fim_pre_token_id" in info.metadata:
         caps.append("insert")
     return caps
+
+
+def _supports_tools(template: str) -> bool:
+    try:
+        return compile_template(template).supports_tools
+    except TemplateError:
+        return False  # refused at create time; a foreign store may still hold one
 
 
 class Catalog:

@@ -15,6 +15,12 @@ from corral.config import Settings
 from corral.core.catalog import Catalog, capabilities
 from corral.core.embeddings import EmbeddingService
 from corral.core.options import generation_params, load_spec, merged_options
+from corral.core.prompting import (
+    engine_messages,
+    native_messages,
+    render_for_model,
+    tool_call_stream,
+)
 from corral.core.scheduler import Lease, Scheduler
 from corral.durations import parse_keep_alive
 from corral.errors import UnsupportedFeature
@@ -127,24 +133,35 @@ class Service:
         )
         spec = load_spec(model, options, self.settings)
         params = self._params(options, request)
-        messages = _engine_messages(model, request.messages)
+        native = native_messages(model, request.messages)
+        calls = tool_call_stream(model, request.tools) if model.template and request.tools else None
         async with self.scheduler.acquire(model, spec, keep_alive) as lease:
-            stream = lease.engine.chat(messages, params, request.tools)
+            if model.template:
+                prompt = render_for_model(model, native, request.tools, request.think)
+                stream = lease.engine.complete(prompt, params)
+            else:
+                stream = lease.engine.chat(engine_messages(native), params, request.tools)
             async with contextlib.aclosing(stream):
                 async for delta in stream:
+                    content = calls.feed(delta.content) if calls else delta.content
                     message = Message(
-                        role="assistant", content=delta.content, thinking=delta.thinking or None
+                        role="assistant", content=content, thinking=delta.thinking or None
                     )
                     if not delta.done:
-                        yield ChatResponse(
-                            model=name,
-                            created_at=datetime.now(UTC),
-                            message=message,
-                            logprobs=_logprobs(delta),
-                        )
+                        if content or delta.thinking or not calls:
+                            yield ChatResponse(
+                                model=name,
+                                created_at=datetime.now(UTC),
+                                message=message,
+                                logprobs=_logprobs(delta),
+                            )
                         continue
-                    if delta.tool_calls:
-                        message.tool_calls = [ToolCall.model_validate(c) for c in delta.tool_calls]
+                    tool_calls = [ToolCall.model_validate(c) for c in delta.tool_calls]
+                    if calls:
+                        parsed = calls.finish()
+                        message.content += parsed.content
+                        tool_calls = parsed.tool_calls
+                    message.tool_calls = tool_calls or None
                     yield ChatResponse(
                         model=name,
                         created_at=datetime.now(UTC),
@@ -184,8 +201,10 @@ class Service:
         spec = load_spec(model, options, self.settings)
         params = self._params(options, request)
         system = request.system if request.system is not None else model.system
-        messages = [{"role": "system", "content": system}] if system else []
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": request.prompt})
+        if request.images:
+            messages[-1]["images"] = request.images
         async with self.scheduler.acquire(model, spec, keep_alive) as lease:
             engine = lease.engine
             prompt = ""  # the templated prompt, for ``context``
@@ -193,13 +212,19 @@ class Service:
                 stream = engine.infill(request.prompt, request.suffix, params)
             elif request.raw:
                 stream = engine.complete(request.prompt, params)
-            elif request.context:
-                # continue an earlier exchange: its tokens, then this turn's template
-                prompt = await engine.detokenize(request.context)
-                prompt += await engine.apply_template(messages)
+            elif request.context or model.template:
+                # our own TEMPLATE, or an earlier exchange's tokens before this turn's prompt
+                turn = (
+                    render_for_model(model, messages, None, request.think)
+                    if model.template
+                    else await engine.apply_template(engine_messages(messages))
+                )
+                prompt = (
+                    await engine.detokenize(request.context) if request.context else ""
+                ) + turn
                 stream = engine.complete(prompt, params)
             else:
-                stream = engine.chat(messages, params, None)
+                stream = engine.chat(engine_messages(messages), params, None)
             answer: list[str] = []
             async with contextlib.aclosing(stream):
                 async for delta in stream:
@@ -215,7 +240,7 @@ class Service:
                         continue
                     context = None
                     if not request.raw and not request.suffix:
-                        prompt = prompt or await engine.apply_template(messages)
+                        prompt = prompt or await engine.apply_template(engine_messages(messages))
                         context = await engine.tokenize(prompt + "".join(answer))
                     yield GenerateResponse(
                         model=name,
@@ -228,25 +253,6 @@ class Service:
 
 def _logprobs(delta: Delta) -> list[Logprob] | None:
     return [Logprob.model_validate(p) for p in delta.logprobs] if delta.logprobs else None
-
-
-def _engine_messages(model: LocalModel, messages: list[Message]) -> list[dict[str, Any]]:
-    """The Modelfile's SYSTEM and MESSAGEs first, unless the request brings its own system."""
-    out: list[dict[str, Any]] = []
-    if model.system and not any(m.role == "system" for m in messages):
-        out.append({"role": "system", "content": model.system})
-    out.extend(model.messages)
-    for message in messages:
-        item: dict[str, Any] = {"role": message.role, "content": message.content}
-        if message.tool_calls:
-            item["tool_calls"] = [
-                {"type": "function", "function": c.function.model_dump()}
-                for c in message.tool_calls
-            ]
-        if message.tool_name:
-            item["name"] = message.tool_name
-        out.append(item)
-    return out
 
 
 def _final(delta: Delta, lease: Lease, started_ns: int) -> dict[str, Any]:
