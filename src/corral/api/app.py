@@ -11,14 +11,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from corral import __version__
-from corral.api import health, ollama
+from corral.api import health, models, ollama
 from corral.api.errors import install_error_handlers
+from corral.api.health import Readiness
 from corral.api.openai import install_openai_error_rendering
 from corral.api.openai import router as openai_router
-from corral.api.health import Readiness
 from corral.config import Settings
 from corral.core.catalog import Catalog
 from corral.core.fit import estimate_memory
+from corral.core.models import ModelManager
 from corral.core.scheduler import Scheduler
 from corral.core.service import Service
 from corral.hardware import MemoryProbe, read_memory
@@ -89,6 +90,9 @@ def create_app(
     app.state.store = store
     app.state.scheduler = scheduler
     app.state.service = Service(settings, store, scheduler, catalog)
+    app.state.models = ModelManager(
+        store, noprune=settings.noprune, llama_server=settings.llama_server
+    )
     app.state.readiness = readiness
     app.add_middleware(
         CORSMiddleware,
@@ -101,5 +105,6 @@ def create_app(
     install_openai_error_rendering(app)  # after: it routes /v1/* errors to OpenAI's shape
     app.include_router(health.router)
     app.include_router(ollama.router)
+    app.include_router(models.router)
     app.include_router(openai_router)
     return app

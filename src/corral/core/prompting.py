@@ -10,6 +10,7 @@ Two paths, one behaviour:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,15 +57,17 @@ def engine_messages(native: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def render_for_model(
+async def render_for_model(
     model: LocalModel,
     native: list[dict[str, Any]],
     tools: list[dict[str, Any]] | None,
     think: bool | str | None,
 ) -> str:
-    """The prompt from the model's own TEMPLATE (compiled once per text, cached)."""
+    """The prompt from the model's own TEMPLATE (compiled once per text, cached), rendered
+    off the event loop: a long chat takes tens of milliseconds."""
     assert model.template is not None
-    return compile_template(model.template).render(native, tools, think=think)
+    template = compile_template(model.template)
+    return await asyncio.to_thread(template.render, native, tools, think=think)
 
 
 def tool_call_stream(model: LocalModel, tools: list[dict[str, Any]] | None) -> ToolCallStream:

@@ -21,9 +21,10 @@ from corral.core.prompting import (
     render_for_model,
     tool_call_stream,
 )
-from corral.core.scheduler import Lease, Scheduler
+from corral.core.scheduler import Lease, LoadedModel, Scheduler
 from corral.durations import parse_keep_alive
 from corral.errors import UnsupportedFeature
+from corral.modelfile import show_modelfile
 from corral.runner.protocol import Delta, GenerationParams
 from corral.store.models import LocalModel, Store
 from corral.types import (
@@ -58,10 +59,16 @@ class Service:
         return [self.catalog.tag(m) for m in models]
 
     def show(self, name: str, verbose: bool = False) -> dict[str, Any]:
-        return self.catalog.show(self.store.get(name), verbose)
+        """Ollama's /api/show. ``verbose`` adds nothing yet: big GGUF arrays (the tokens)
+        are counted, not read, by the header reader."""
+        model = self.store.get(name)
+        return self.catalog.show(model, show_modelfile(self.store, model))
 
     def running(self) -> list[dict[str, Any]]:
-        return [self.catalog.running(m) for m in self.scheduler.running()]
+        by_model: dict[str, list[LoadedModel]] = {}
+        for loaded in self.scheduler.running():
+            by_model.setdefault(loaded.model.digest, []).append(loaded)
+        return [self.catalog.running(engines) for engines in by_model.values()]
 
     # -- inference ------------------------------------------------------------------------
 
@@ -137,7 +144,7 @@ class Service:
         calls = tool_call_stream(model, request.tools) if model.template and request.tools else None
         async with self.scheduler.acquire(model, spec, keep_alive) as lease:
             if model.template:
-                prompt = render_for_model(model, native, request.tools, request.think)
+                prompt = await render_for_model(model, native, request.tools, request.think)
                 stream = lease.engine.complete(prompt, params)
             else:
                 stream = lease.engine.chat(engine_messages(native), params, request.tools)
@@ -215,7 +222,7 @@ class Service:
             elif request.context or model.template:
                 # our own TEMPLATE, or an earlier exchange's tokens before this turn's prompt
                 turn = (
-                    render_for_model(model, messages, None, request.think)
+                    await render_for_model(model, messages, None, request.think)
                     if model.template
                     else await engine.apply_template(engine_messages(messages))
                 )

@@ -207,10 +207,10 @@ class EngineClient:
             body["tools"] = tools
         return str((await self._post_json("/apply-template", body)).get("prompt", ""))
 
-    async def healthy(self, timeout: float = _HEALTH_TIMEOUT_S) -> bool:
-        """``GET /health`` answers 200 within ``timeout`` (503 while loading counts as no)."""
+    async def healthy(self) -> bool:
+        """``GET /health`` answers 200 in time (503 while loading counts as no)."""
         try:
-            response = await self._http.get("/health", timeout=timeout)
+            response = await self._http.get("/health", timeout=_HEALTH_TIMEOUT_S)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

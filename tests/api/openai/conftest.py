@@ -1,8 +1,4 @@
-"""The app with the /v1 router and its error rendering, on the fake engine.
-
-The routes are wired here rather than relying on ``create_app`` so these tests run whether
-or not the app factory registers them yet; wiring twice is harmless (see ``with_openai``).
-"""
+"""The whole app (the /v1 surface included) on the fake engine, and scripted engines."""
 
 from __future__ import annotations
 
@@ -13,27 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from corral.api.app import create_app
-from corral.api.openai import install_openai_error_rendering, router
 from corral.config import Settings
 from corral.runner.protocol import Delta, Engine, LoadSpec
 from tests.fakes import FakeEngine, FakeFactory
 
 
-def with_openai(app: FastAPI) -> FastAPI:
-    install_openai_error_rendering(app)  # idempotent
-    if not any(getattr(r, "path", "") == "/v1/chat/completions" for r in app.routes):
-        app.include_router(router)
-    return app
-
-
 @pytest.fixture
 def v1(seeded_models: Path, factory: FakeFactory, tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(home=tmp_path / "home", models=seeded_models)
-    app = with_openai(create_app(settings, engine_factory=factory))
+    app = create_app(settings, engine_factory=factory)
     with TestClient(app) as test_client:
         yield test_client
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from corral.api.app import create_app
 from corral.config import Settings
 from corral.types import EmbedRequest, EmbedResponse
-from tests.api.openai.conftest import ScriptedFactory, sse, with_openai
+from tests.api.openai.conftest import ScriptedFactory, sse
 from tests.fakes import FakeFactory
 
 MODEL = "smollm2:135m"
@@ -153,7 +153,7 @@ def tool_client(
 
 def scripted(seeded_models: Path, tmp_path: Path, factory: ScriptedFactory) -> TestClient:
     settings = Settings(home=tmp_path / "home", models=seeded_models)
-    return TestClient(with_openai(create_app(settings, engine_factory=factory)))
+    return TestClient(create_app(settings, engine_factory=factory))
 
 
 def test_tool_calls(tool_client: tuple[TestClient, ScriptedFactory]) -> None:
