@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import ollama
@@ -164,3 +165,32 @@ def test_chat_with_tools_end_to_end(client: ollama.Client, live_server: LiveServ
         ],
     )
     assert follow_up.done
+
+
+def test_embed_and_legacy_embeddings(client: ollama.Client) -> None:
+    response = client.embed(model="smollm2:135m", input=["first text", "second text"])
+    assert len(response.embeddings) == 2 and len(response.embeddings[0]) == 576
+    assert response.embeddings[0] != response.embeddings[1]
+    legacy = client.embeddings(model="smollm2:135m", prompt="first text")
+    assert len(legacy.embedding) == 576
+
+
+def test_chat_format_json_schema(client: ollama.Client) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"colour": {"type": "string"}},
+        "required": ["colour"],
+    }
+    response = client.chat(
+        model="smollm2:135m",
+        format=schema,
+        options={"temperature": 0},
+        messages=[{"role": "user", "content": "Name a colour as JSON."}],
+    )
+    assert isinstance(json.loads(response.message.content or "")["colour"], str)
+
+
+def test_bad_option_type_raises_400(client: ollama.Client) -> None:
+    with pytest.raises(ollama.ResponseError) as info:
+        client.generate(model="smollm2:135m", prompt="x", options={"temperature": "hot"})
+    assert info.value.status_code == 400 and "options.temperature" in info.value.error
