@@ -16,56 +16,7 @@ from corral.store.create import create_model
 from corral.store.manifests import MediaType
 from corral.store.models import Store
 from tests.fakes import FakeFactory
-
-# The shape of Ollama's qwen2.5 library template (Go syntax, tools in <tools>, calls in
-# <tool_call> tags), shortened.
-QWEN_STYLE = """{{- if .Messages }}
-{{- if or .System .Tools }}<|im_start|>system
-{{- if .System }}
-{{ .System }}
-{{- end }}
-{{- if .Tools }}
-
-# Tools
-
-<tools>
-{{- range .Tools }}
-{"type": "function", "function": {{ .Function }}}
-{{- end }}
-</tools>
-
-For each function call, return a json object within <tool_call></tool_call> XML tags:
-<tool_call>
-{"name": <function-name>, "arguments": <args-json-object>}
-</tool_call>
-{{- end }}<|im_end|>
-{{ end }}
-{{- range $i, $_ := .Messages }}
-{{- $last := eq (len (slice $.Messages $i)) 1 -}}
-{{- if eq .Role "user" }}<|im_start|>user
-{{ .Content }}<|im_end|>
-{{ else if eq .Role "assistant" }}<|im_start|>assistant
-{{ if .Content }}{{ .Content }}
-{{- else if .ToolCalls }}<tool_call>
-{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
-{{ end }}</tool_call>
-{{- end }}{{ if not $last }}<|im_end|>
-{{ end }}
-{{- else if eq .Role "tool" }}<|im_start|>user
-<tool_response>
-{{ .Content }}
-</tool_response><|im_end|>
-{{ end }}
-{{- if and (ne .Role "assistant") $last }}<|im_start|>assistant
-{{ end }}
-{{- end }}
-{{- else }}
-{{- if .System }}<|im_start|>system
-{{ .System }}<|im_end|>
-{{ end }}{{ if .Prompt }}<|im_start|>user
-{{ .Prompt }}<|im_end|>
-{{ end }}<|im_start|>assistant
-{{ end }}{{ .Response }}{{ if .Response }}<|im_end|>{{ end }}"""
+from tests.templates.library import QWEN25  # Ollama's qwen2.5 library template
 
 WEATHER = {
     "type": "function",
@@ -90,7 +41,7 @@ def client(tmp_path: Path, smollm2_path: Path, factory: FakeFactory) -> Iterator
         store,
         parse_name("toolsmith:1"),
         digest,
-        text_layers={MediaType.TEMPLATE: QWEN_STYLE, MediaType.SYSTEM: "You are terse."},
+        text_layers={MediaType.TEMPLATE: QWEN25, MediaType.SYSTEM: "You are terse."},
     )
     settings = Settings(home=tmp_path / "home", models=tmp_path / "models", no_default_model=True)
     with TestClient(create_app(settings, engine_factory=factory)) as test_client:
@@ -100,7 +51,7 @@ def client(tmp_path: Path, smollm2_path: Path, factory: FakeFactory) -> Iterator
 def test_show_reports_tools_from_the_template(client: TestClient) -> None:
     body = client.post("/api/show", json={"model": "toolsmith:1"}).json()
     assert body["capabilities"] == ["completion", "tools"]
-    assert body["template"] == QWEN_STYLE
+    assert body["template"] == QWEN25
 
 
 def test_prompt_is_rendered_by_corral_with_tools(client: TestClient, factory: FakeFactory) -> None:
