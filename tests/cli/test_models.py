@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -21,29 +22,31 @@ def ahead(**delta: float) -> str:
     return (datetime.now(UTC) + timedelta(**delta)).isoformat()
 
 
-TAGS = {
-    "models": [
-        {
-            "name": "smollm2:135m",
-            "model": "smollm2:135m",
-            "digest": "sha256:abcdef0123456789" + "0" * 48,
-            "size": 98_900_000,
-            "modified_at": ago(minutes=2, seconds=5),
-        },
-        {
-            "name": "llama3.2:latest",
-            "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
-            "size": 2_019_393_189,
-            "modified_at": ago(days=22),
-        },
-    ]
-}
+def tags() -> dict[str, Any]:
+    """Built per test: the ages are relative to now, not to when the module was imported."""
+    return {
+        "models": [
+            {
+                "name": "smollm2:135m",
+                "model": "smollm2:135m",
+                "digest": "sha256:abcdef0123456789" + "0" * 48,
+                "size": 98_900_000,
+                "modified_at": ago(minutes=2, seconds=5),
+            },
+            {
+                "name": "llama3.2:latest",
+                "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+                "size": 2_019_393_189,
+                "modified_at": ago(days=22),
+            },
+        ]
+    }
 
 
 def test_list_prints_an_ollama_style_table(
     corral: Corral, server: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server.json("GET", "/api/tags", TAGS)
+    server.json("GET", "/api/tags", tags())
 
     assert corral("list") == 0
 
@@ -57,7 +60,7 @@ def test_list_prints_an_ollama_style_table(
 def test_ls_alias_filters_by_prefix(
     corral: Corral, server: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server.json("GET", "/api/tags", TAGS)
+    server.json("GET", "/api/tags", tags())
 
     assert corral("ls", "LLAMA") == 0
 
