@@ -1,8 +1,8 @@
 """Time to first token of turn 10 of a conversation against the same history sent cold.
 
 Turns 1-9 go through corral one after another (the engine keeps the conversation's prefix
-in its prompt cache); turn 10 is timed. The cold run sends the identical history with one
-character changed at its very start, so nothing of it can come from the cache.
+in its prompt cache); turn 10 is timed. The cold run sends the same history with a mark at the
+start of every message, so nothing of it can come from the cache.
 
     .venv/bin/python benchmarks/conversation.py [--turns 10] [--threads 2]
 """
@@ -19,8 +19,13 @@ import httpx
 from _common import corral_server, fresh_connections
 
 QUESTION = (
-    "Turn {i}. Tell me one more detailed fact about the history of lighthouses, "
-    "in about six sentences, and do not repeat earlier facts."
+    "Turn {i}. Here are my notes so far: lighthouses guided ships past reefs and headlands; "
+    "the Pharos of Alexandria stood for centuries; keepers trimmed wicks, wound clockwork "
+    "and logged the weather; Fresnel lenses bent the light into beams seen far out at sea; "
+    "fog signals, from bells to sirens, warned ships when the light could not be seen; "
+    "automation and satellite navigation later made most keepers unnecessary. "
+    "Tell me one more detailed fact about the history of lighthouses, in about six "
+    "sentences, and do not repeat earlier facts."
 )
 
 
@@ -71,14 +76,17 @@ def main() -> int:
             history.append({"role": "user", "content": QUESTION.format(i=i)})
             _, answer, _ = chat(client, url, history, args.answer_tokens)
             history.append({"role": "assistant", "content": answer})
-        last = [*history, {"role": "user", "content": QUESTION.format(i=args.turns)}]
-        for _ in range(args.repeats):
-            # warm: the cache holds everything up to this turn (re-prime it after a cold run)
-            chat(client, url, last, 1)
-            ttft, _, warm_final = chat(client, url, last, 8)
+        for r in range(args.repeats):
+            # The engine's cache holds the history, as after turn 9 (a cold run replaced it).
+            chat(client, url, [*history, {"role": "user", "content": "Prime."}], 1)
+            turn = {"role": "user", "content": QUESTION.format(i=f"{args.turns}.{r}")}
+            ttft, _, warm_final = chat(client, url, [*history, turn], 8)
             warm_ms.append(ttft)
-            cold = [{**last[0], "content": "Y" + last[0]["content"][1:]}, *last[1:]]
-            ttft, _, cold_final = chat(client, url, cold, 8)
+            # Cold: the same conversation with a mark at the start of every message, so that
+            # no run of 256 tokens (the engine's --cache-reuse chunk) can come from the cache.
+            # The mark differs per repeat: the engine also keeps earlier prompts in RAM.
+            marked = [{**m, "content": f"~{r} {m['content']}"} for m in [*history, turn]]
+            ttft, _, cold_final = chat(client, url, marked, 8)
             cold_ms.append(ttft)
     history_tokens = cold_final["prompt_eval_count"]
     warm, cold = statistics.median(warm_ms), statistics.median(cold_ms)
