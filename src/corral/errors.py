@@ -6,10 +6,18 @@
     ├── BadRequest                   (400)
     │   ├── InvalidModelName
     │   ├── InvalidOption
-    │   └── UnsupportedFeature
+    │   ├── UnsupportedFeature
+    │   └── LimitExceeded            (a request over one of the server's limits)
+    ├── Unauthorized                 (401)
+    ├── Forbidden                    (403)
+    ├── PayloadTooLarge              (413)
     ├── ModelNotFound                (404)
     ├── StoreError                   (500)
-    │   └── CorruptBlob
+    │   ├── CorruptBlob
+    │   └── InsufficientDiskSpace
+    ├── RegistryError                (500; the registry failed or refused)
+    │   ├── RegistryAuthError
+    │   └── ManifestUnknown          (404)
     ├── GGUFError                    (500; 400 when the file came from the request)
     ├── EngineError                  (500)
     │   ├── EngineNotFound
@@ -53,6 +61,33 @@ class UnsupportedFeature(BadRequest):
     """The model or the build cannot do what was asked (tools, images, quantize ...)."""
 
 
+class LimitExceeded(BadRequest):
+    """A request over one of the server's limits; ``limit`` names the setting."""
+
+    def __init__(self, limit: str, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.param = param  # the request field, for OpenAI's error shape
+
+
+class Unauthorized(CorralError):
+    """No API key, or one the server does not know."""
+
+    status_code = 401
+
+
+class Forbidden(CorralError):
+    """The caller is known but may not do this (read-only key, untrusted Host header)."""
+
+    status_code = 403
+
+
+class PayloadTooLarge(CorralError):
+    """A request body over ``CORRAL_MAX_BODY_BYTES``."""
+
+    status_code = 413
+
+
 class ModelNotFound(CorralError):
     """No local model with this name."""
 
@@ -69,6 +104,24 @@ class StoreError(CorralError):
 
 class CorruptBlob(StoreError):
     """A blob whose content does not match its digest."""
+
+
+class InsufficientDiskSpace(StoreError):
+    """Not enough free space in the store for a download."""
+
+
+class RegistryError(CorralError):
+    """A model registry failed, refused or answered something unusable."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry wants credentials we do not have, or rejected ours."""
+
+
+class ManifestUnknown(RegistryError):
+    """The registry has no such model or tag."""
+
+    status_code = 404
 
 
 class GGUFError(CorralError):

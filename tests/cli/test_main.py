@@ -37,6 +37,10 @@ COMMANDS = {
     "ps": "List running models",
     "cp": "Copy a model",
     "rm": "Remove a model",
+    "pull": "Pull a model from a registry",
+    "push": "Push a model to a registry",
+    "login": "Store credentials for a registry",
+    "logout": "Remove stored credentials for a registry",
     "health": "Exit 0 when the server is ready, 1 otherwise",
     "help": "Help about any command",
 }

@@ -1,19 +1,23 @@
-"""EngineClient against canned llama-server answers (httpx.MockTransport): no engine needed."""
+"""EngineClient against canned llama-server answers from a fake HTTP server: no engine needed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from corral.errors import BadRequest, EngineCrashed, EngineError, UnsupportedFeature
+from corral.runner import client as client_mod
 from corral.runner.client import EngineClient
+from corral.runner.process import free_port
 from corral.runner.protocol import Delta, GenerationParams
+from tests.runner.helpers import FakeEngine, Hangup, Reply, Request, Responder, eventually
 
 TIMINGS = {
     "cache_n": 3,
@@ -40,13 +44,13 @@ def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dic
 
 
 class Recorder:
-    """A MockTransport handler that answers one canned response and keeps the request."""
+    """The fake engine's responder: answers with ``respond`` and keeps the request."""
 
-    def __init__(self, respond: Callable[[httpx.Request], httpx.Response]) -> None:
+    def __init__(self, respond: Responder) -> None:
         self.respond = respond
-        self.requests: list[httpx.Request] = []
+        self.requests: list[Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: Request) -> Reply | Awaitable[Reply]:
         self.requests.append(request)
         return self.respond(request)
 
@@ -56,15 +60,47 @@ class Recorder:
         return result
 
 
-def client_for(respond: Callable[[httpx.Request], httpx.Response]) -> tuple[EngineClient, Recorder]:
-    recorder = Recorder(respond)
-    client = EngineClient("http://engine", "smollm2:135m", transport=httpx.MockTransport(recorder))
-    return client, recorder
+ClientFor = Callable[..., tuple[EngineClient, Recorder]]
 
 
-def stream_response(body: bytes, status: int = 200) -> Callable[[httpx.Request], httpx.Response]:
-    return lambda _: httpx.Response(
-        status, content=body, headers={"content-type": "text/event-stream"}
+@pytest.fixture
+async def engine() -> AsyncIterator[FakeEngine]:
+    fake = await FakeEngine().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def client_for(engine: FakeEngine) -> AsyncIterator[ClientFor]:
+    """``client_for(respond, **kw)``: an EngineClient to the fake engine, which answers
+    with ``respond`` from now on, and the recorder of what the engine received."""
+    clients: list[EngineClient] = []
+
+    def make(respond: Responder, **kw: Any) -> tuple[EngineClient, Recorder]:
+        recorder = Recorder(respond)
+        engine.respond = recorder
+        clients.append(EngineClient(engine.url, "smollm2:135m", **kw))
+        return clients[-1], recorder
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def pieces(body: bytes, size: int | None = None) -> AsyncIterator[bytes]:
+    """``body`` one SSE event per chunk (as llama-server sends it), or ``size`` bytes each."""
+    if size is None:
+        for event in re.split(b"(?<=\n\n)", body):
+            if event:
+                yield event
+    else:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+
+def stream_response(body: bytes, status: int = 200, size: int | None = None) -> Responder:
+    return lambda _: Reply(
+        status, headers={"Content-Type": "text/event-stream"}, stream=pieces(body, size)
     )
 
 
@@ -81,7 +117,7 @@ CHAT_STREAM = sse(
 )
 
 
-async def test_chat_streams_content_then_final_delta() -> None:
+async def test_chat_streams_content_then_final_delta(client_for: ClientFor) -> None:
     client, _ = client_for(stream_response(CHAT_STREAM))
     deltas = await collect(client.chat([{"role": "user", "content": "hi"}], GenerationParams()))
     assert [d.content for d in deltas[:-1]] == ["Hel", "lo", "!"]
@@ -94,14 +130,14 @@ async def test_chat_streams_content_then_final_delta() -> None:
     assert final.tool_calls == []
 
 
-async def test_chat_request_body() -> None:
+async def test_chat_request_body(client_for: ClientFor) -> None:
     client, rec = client_for(stream_response(CHAT_STREAM))
     messages = [{"role": "user", "content": "hi"}]
     params = GenerationParams(sampling={"temperature": 0.2, "top_k": 5, "n_predict": 9, "seed": 1})
     await collect(client.chat(messages, params))
     request = rec.requests[-1]
     assert request.method == "POST"
-    assert request.url.path == "/v1/chat/completions"
+    assert request.path == "/v1/chat/completions"
     body = rec.body
     assert body["messages"] == messages
     assert body["stream"] is True
@@ -111,7 +147,7 @@ async def test_chat_request_body() -> None:
     assert params.sampling == {"temperature": 0.2, "top_k": 5, "n_predict": 9, "seed": 1}
 
 
-async def test_chat_formats_and_tools() -> None:
+async def test_chat_formats_and_tools(client_for: ClientFor) -> None:
     client, rec = client_for(stream_response(CHAT_STREAM))
     msgs = [{"role": "user", "content": "hi"}]
     await collect(client.chat(msgs, GenerationParams(json_mode=True)))
@@ -124,7 +160,7 @@ async def test_chat_formats_and_tools() -> None:
     assert rec.body["tools"] == tools
 
 
-async def test_chat_thinking_and_length() -> None:
+async def test_chat_thinking_and_length(client_for: ClientFor) -> None:
     body = sse(
         chunk({"role": "assistant", "content": None}),
         chunk({"reasoning_content": "Let me "}),
@@ -142,7 +178,7 @@ async def test_chat_thinking_and_length() -> None:
     assert deltas[-1].done_reason == "length"
 
 
-async def test_chat_tool_call_fragments_are_joined() -> None:
+async def test_chat_tool_call_fragments_are_joined(client_for: ClientFor) -> None:
     body = sse(
         chunk({"role": "assistant", "content": None}),
         chunk(
@@ -174,7 +210,9 @@ async def test_chat_tool_call_fragments_are_joined() -> None:
     ]
 
 
-async def test_tool_call_arguments_that_are_not_an_object_are_an_error() -> None:
+async def test_tool_call_arguments_that_are_not_an_object_are_an_error(
+    client_for: ClientFor,
+) -> None:
     body = sse(
         chunk({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "[1, 2"}}]}),
         chunk({}, "tool_calls", timings=TIMINGS),
@@ -184,7 +222,7 @@ async def test_tool_call_arguments_that_are_not_an_object_are_an_error() -> None
         await collect(client.chat([], GenerationParams()))
 
 
-async def test_chat_usage_chunk_after_finish() -> None:
+async def test_chat_usage_chunk_after_finish(client_for: ClientFor) -> None:
     """With stream_options.include_usage the timings come in a last chunk without choices."""
     body = sse(
         chunk({"content": "x"}),
@@ -196,7 +234,7 @@ async def test_chat_usage_chunk_after_finish() -> None:
     assert final.done and final.prompt_tokens == 12 and final.eval_tokens == 7
 
 
-async def test_complete_request_and_stream() -> None:
+async def test_complete_request_and_stream(client_for: ClientFor) -> None:
     body = sse(
         {"content": " Paris", "stop": False},
         {"content": ".", "stop": False},
@@ -210,7 +248,7 @@ async def test_complete_request_and_stream() -> None:
     assert [d.content for d in deltas[:-1]] == [" Paris", "."]
     assert deltas[-1].done and deltas[-1].done_reason == "length"
     assert deltas[-1].prompt_tokens == 12
-    assert rec.requests[-1].url.path == "/completion"
+    assert rec.requests[-1].path == "/completion"
     assert rec.body["prompt"] == "The capital of France is"
     assert rec.body["stream"] is True and rec.body["cache_prompt"] is True
     assert rec.body["n_predict"] == 2
@@ -222,7 +260,7 @@ async def test_complete_request_and_stream() -> None:
 @pytest.mark.parametrize(
     ("stop_type", "reason"), [("eos", "stop"), ("word", "stop"), ("limit", "length")]
 )
-async def test_complete_stop_types(stop_type: str, reason: str) -> None:
+async def test_complete_stop_types(client_for: ClientFor, stop_type: str, reason: str) -> None:
     body = sse(
         {"content": "", "stop": True, "stop_type": stop_type, "timings": TIMINGS}, done=False
     )
@@ -231,14 +269,16 @@ async def test_complete_stop_types(stop_type: str, reason: str) -> None:
     assert final.done_reason == reason
 
 
-def error_response(
-    status: int, message: str, type_: str
-) -> Callable[[httpx.Request], httpx.Response]:
+def json_reply(status: int, payload: Any) -> Reply:
+    return Reply(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+
+def error_response(status: int, message: str, type_: str) -> Responder:
     payload = {"error": {"code": status, "message": message, "type": type_}}
-    return lambda _: httpx.Response(status, json=payload)
+    return lambda _: json_reply(status, payload)
 
 
-async def test_http_400_is_bad_request_with_engine_message() -> None:
+async def test_http_400_is_bad_request_with_engine_message(client_for: ClientFor) -> None:
     message = "request (1031 tokens) exceeds the available context size (512 tokens)"
     client, _ = client_for(error_response(400, message, "exceed_context_size_error"))
     with pytest.raises(BadRequest) as info:
@@ -247,26 +287,26 @@ async def test_http_400_is_bad_request_with_engine_message() -> None:
     assert type(info.value) is BadRequest
 
 
-async def test_http_501_is_unsupported() -> None:
+async def test_http_501_is_unsupported(client_for: ClientFor) -> None:
     client, _ = client_for(error_response(501, "no embeddings", "not_supported_error"))
     with pytest.raises(UnsupportedFeature, match="no embeddings"):
         await collect(client.complete("x", GenerationParams()))
 
 
-async def test_http_500_is_engine_error() -> None:
+async def test_http_500_is_engine_error(client_for: ClientFor) -> None:
     client, _ = client_for(error_response(500, "boom", "server_error"))
     with pytest.raises(EngineError, match=r"smollm2:135m.*boom") as info:
         await collect(client.complete("x", GenerationParams()))
     assert not isinstance(info.value, BadRequest)
 
 
-async def test_http_error_without_json() -> None:
-    client, _ = client_for(lambda _: httpx.Response(404, text="File Not Found"))
+async def test_http_error_without_json(client_for: ClientFor) -> None:
+    client, _ = client_for(lambda _: Reply(404, b"File Not Found"))
     with pytest.raises(BadRequest, match="File Not Found"):
         await collect(client.complete("x", GenerationParams()))
 
 
-async def test_error_event_mid_stream() -> None:
+async def test_error_event_mid_stream(client_for: ClientFor) -> None:
     body = sse(
         chunk({"content": "a"}),
         {"error": {"code": 500, "message": "context shift is disabled", "type": "server_error"}},
@@ -280,7 +320,7 @@ async def test_error_event_mid_stream() -> None:
     assert got == ["a"]
 
 
-async def test_stream_that_ends_early_is_a_crash() -> None:
+async def test_stream_that_ends_early_is_a_crash(client_for: ClientFor) -> None:
     client, _ = client_for(stream_response(sse(chunk({"content": "a"}), done=False)))
     with pytest.raises(EngineCrashed, match="smollm2:135m stopped unexpectedly"):
         await collect(client.chat([], GenerationParams()))
@@ -290,69 +330,244 @@ async def test_stream_that_ends_early_is_a_crash() -> None:
 
 
 async def test_connection_refused_is_a_crash() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("Connection refused", request=request)
+    client = EngineClient(f"http://127.0.0.1:{free_port()}", "smollm2:135m")  # nobody listens
+    try:
+        with pytest.raises(EngineCrashed, match="engine for smollm2:135m stopped unexpectedly"):
+            await collect(client.chat([], GenerationParams()))
+    finally:
+        await client.aclose()
 
-    client, _ = client_for(refuse)
-    with pytest.raises(EngineCrashed, match="engine for smollm2:135m stopped unexpectedly"):
-        await collect(client.chat([], GenerationParams()))
 
+class SlowStream:
+    """Endless SSE chunks; records whether the client closed the connection.
 
-class SlowStream(httpx.AsyncByteStream):
-    """Endless SSE chunks; records whether the response was closed."""
+    With ``fail_after`` the engine drops the connection after that many chunks: a FIN,
+    or with ``reset`` an RST.
+    """
 
-    def __init__(self, fail_after: int | None = None, *, completion: bool = False) -> None:
+    def __init__(
+        self, fail_after: int | None = None, *, completion: bool = False, reset: bool = False
+    ) -> None:
         self.completion = completion
         self.closed = False
         self.sent = 0
         self.fail_after = fail_after
+        self.reset = reset
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
             if self.fail_after is not None and self.sent >= self.fail_after:
-                raise httpx.RemoteProtocolError("peer closed connection")
+                raise Hangup(reset=self.reset)
             self.sent += 1
             text = f"t{self.sent} "
             event = (
                 {"content": text, "stop": False} if self.completion else chunk({"content": text})
             )
             yield sse(event, done=False)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.002)
 
     async def aclose(self) -> None:
         self.closed = True
 
 
-async def test_aclose_closes_the_engine_response() -> None:
+def slow(stream: SlowStream) -> Responder:
+    return lambda _: Reply(200, headers={"Content-Type": "text/event-stream"}, stream=stream)
+
+
+async def test_aclose_closes_the_engine_response(client_for: ClientFor) -> None:
     stream = SlowStream()
-    client, _ = client_for(lambda _: httpx.Response(200, stream=stream))
+    client, _ = client_for(slow(stream))
     gen = client.chat([], GenerationParams())
     got = [await anext(gen) for _ in range(3)]
     assert [d.content for d in got] == ["t1 ", "t2 ", "t3 "]
     assert not stream.closed
     await gen.aclose()
-    assert stream.closed
+    assert await eventually(lambda: stream.closed, 1)
 
 
-async def test_breaking_out_with_aclosing_closes_the_response() -> None:
+async def test_breaking_out_with_aclosing_closes_the_response(client_for: ClientFor) -> None:
     stream = SlowStream(completion=True)
-    client, _ = client_for(lambda _: httpx.Response(200, stream=stream))
+    client, _ = client_for(slow(stream))
     async with contextlib.aclosing(client.complete("x", GenerationParams())) as gen:
         async for _ in gen:
             break
-    assert stream.closed
+    assert await eventually(lambda: stream.closed, 1)
 
 
-async def test_reset_mid_stream_is_a_crash() -> None:
-    stream = SlowStream(fail_after=2)
-    client, _ = client_for(lambda _: httpx.Response(200, stream=stream))
-    with pytest.raises(EngineCrashed, match="peer closed connection"):
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+async def test_reset_mid_stream_is_a_crash(client_for: ClientFor, reset: bool) -> None:
+    stream = SlowStream(fail_after=2, reset=reset)
+    client, _ = client_for(slow(stream))
+    with pytest.raises(
+        EngineCrashed, match=r"smollm2:135m stopped unexpectedly: .*(payload|reset)"
+    ):
         await collect(client.chat([], GenerationParams()))
-    assert stream.closed
+    if not reset:  # after a FIN the engine still sees us close our side
+        assert await eventually(lambda: stream.closed, 1)
 
 
-async def test_closed_client_says_stopped() -> None:
+async def test_closed_client_says_stopped(client_for: ClientFor) -> None:
     client, _ = client_for(stream_response(CHAT_STREAM))
     await client.aclose()
     with pytest.raises(EngineCrashed, match="was stopped"):
         await collect(client.chat([], GenerationParams()))
+
+
+async def test_aclose_ends_a_running_stream(client_for: ClientFor) -> None:
+    """What Engine.stop() relies on: a consumer waiting for the next token is woken up."""
+    stream = SlowStream()
+    client, _ = client_for(slow(stream))
+    gen = client.chat([], GenerationParams())
+    await anext(gen)
+
+    async def consume() -> None:
+        async for _ in gen:
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    await client.aclose()
+    with pytest.raises(EngineCrashed, match="engine for smollm2:135m was stopped"):
+        await asyncio.wait_for(task, 2)
+    assert await eventually(lambda: stream.closed, 1)
+
+
+async def test_sse_split_anywhere_with_comments_and_crlf(client_for: ClientFor) -> None:
+    body = (
+        b": ping\r\n\r\n"
+        + sse(chunk({"content": "Hel"}), done=False).replace(b"\n", b"\r\n")
+        + sse(chunk({"content": "lo"}), done=False)
+        + b": ping\n\n"
+        + sse(chunk({}, "stop", timings=TIMINGS))
+    )
+    for size in (1, 7, 4096):
+        client, _ = client_for(stream_response(body, size=size))
+        deltas = await collect(client.chat([], GenerationParams()))
+        assert [d.content for d in deltas[:-1]] == ["Hel", "lo"], size
+        assert deltas[-1].done and deltas[-1].eval_tokens == 7
+
+
+async def test_an_event_bigger_than_any_read(client_for: ClientFor) -> None:
+    long_piece = "x" * 3_000_000  # also more than aiohttp's own readline() would take
+    body = sse(chunk({"content": "a"}), chunk({"content": long_piece}), chunk({}, "stop"))
+    for size in (None, 65536):
+        client, _ = client_for(stream_response(body, size=size))
+        deltas = await collect(client.chat([], GenerationParams()))
+        assert [d.content for d in deltas[:-1]] == ["a", long_piece]
+
+
+async def test_last_line_without_a_newline(client_for: ClientFor) -> None:
+    body = sse({"content": "a", "stop": False}, done=False) + b'data: {"content": "", "stop": true}'
+    client, _ = client_for(stream_response(body))
+    deltas = await collect(client.complete("x", GenerationParams()))
+    assert [d.content for d in deltas] == ["a", ""] and deltas[-1].done
+
+
+async def test_connection_is_reused_after_a_whole_answer(
+    client_for: ClientFor, engine: FakeEngine
+) -> None:
+    client, rec = client_for(stream_response(CHAT_STREAM))
+    for _ in range(3):
+        assert (await collect(client.chat([], GenerationParams())))[-1].done
+    assert (len(rec.requests), engine.connections) == (3, 1)
+
+
+def hang_up_on(numbers: set[int], then: Responder) -> Responder:
+    """Drop the connection without an answer on those requests (1-based), else ``then``."""
+    seen = [0]
+
+    def respond(request: Request) -> Reply | Awaitable[Reply]:
+        seen[0] += 1
+        if seen[0] in numbers:
+            raise Hangup()
+        return then(request)
+
+    return respond
+
+
+async def test_dropped_keep_alive_connection_is_retried_once(
+    client_for: ClientFor, engine: FakeEngine
+) -> None:
+    """The engine closed the idle connection just as the next request went out."""
+    client, rec = client_for(hang_up_on({2}, stream_response(CHAT_STREAM)))
+    await collect(client.chat([], GenerationParams()))
+    deltas = await collect(client.chat([], GenerationParams()))
+    assert deltas[-1].done
+    assert (len(rec.requests), engine.connections) == (3, 2)
+
+
+async def test_no_second_retry_and_none_when_the_engine_is_dead(client_for: ClientFor) -> None:
+    client, rec = client_for(hang_up_on({1, 2}, stream_response(CHAT_STREAM)))
+    with pytest.raises(EngineCrashed, match="smollm2:135m stopped unexpectedly"):
+        await collect(client.chat([], GenerationParams()))
+    assert len(rec.requests) == 2
+    client, rec = client_for(hang_up_on({1}, stream_response(CHAT_STREAM)), is_alive=lambda: False)
+    with pytest.raises(EngineCrashed, match="smollm2:135m stopped unexpectedly"):
+        await collect(client.chat([], GenerationParams()))
+    assert len(rec.requests) == 1
+
+
+async def test_json_endpoints(client_for: ClientFor) -> None:
+    answers = {
+        "/v1/embeddings": {
+            "data": [{"index": 1, "embedding": [0.5]}, {"index": 0, "embedding": [0.25]}],
+            "usage": {"prompt_tokens": 4},
+        },
+        "/tokenize": {"tokens": [1, 2, 3]},
+        "/detokenize": {"content": "héllo"},
+        "/apply-template": {"prompt": "<|user|>hi"},
+    }
+    client, rec = client_for(lambda request: json_reply(200, answers[request.path]))
+    embeddings = await client.embed(["a", [1, 2]])
+    assert (embeddings.vectors, embeddings.prompt_tokens) == ([[0.25], [0.5]], 4)
+    assert rec.body == {"input": ["a", [1, 2]]}
+    assert rec.requests[-1].headers["content-type"] == "application/json"
+    assert await client.tokenize("héllo") == [1, 2, 3]
+    assert rec.requests[-1].content == '{"content":"héllo","add_special":false}'.encode()
+    assert await client.detokenize([1, 2, 3]) == "héllo"
+    assert await client.apply_template([{"role": "user", "content": "hi"}]) == "<|user|>hi"
+    assert [r.method for r in rec.requests] == ["POST"] * 4
+
+
+async def test_json_endpoint_errors(client_for: ClientFor) -> None:
+    client, _ = client_for(error_response(501, "no embeddings", "not_supported_error"))
+    with pytest.raises(UnsupportedFeature, match="no embeddings"):
+        await client.embed(["a"])
+    cut = Reply(200, b'{"tokens": [1, 2', {"Content-Length": "30"}, hang_up=True)
+    client, _ = client_for(lambda _: cut)
+    with pytest.raises(EngineCrashed, match="smollm2:135m stopped unexpectedly"):
+        await client.tokenize("cut off")
+
+
+async def test_healthy(client_for: ClientFor, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, rec = client_for(lambda _: json_reply(200, {"status": "ok"}))
+    assert await client.healthy() is True
+    assert (rec.requests[-1].method, rec.requests[-1].path) == ("GET", "/health")
+    client, _ = client_for(lambda _: json_reply(503, {"error": {"message": "Loading model"}}))
+    assert await client.healthy() is False
+
+    async def never(_: Request) -> Reply:
+        await asyncio.sleep(30)
+        return Reply()
+
+    monkeypatch.setattr(client_mod, "_HEALTH_TIMEOUT_S", 0.2)
+    client, _ = client_for(never)
+    started = time.monotonic()
+    assert await client.healthy() is False
+    assert time.monotonic() - started < 2
+    await client.aclose()
+    assert await client.healthy() is False
+    refused = EngineClient(f"http://127.0.0.1:{free_port()}", "smollm2:135m")
+    assert await refused.healthy() is False
+    await refused.aclose()
+
+
+async def test_proxy_settings_are_ignored(
+    client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{free_port()}")  # nobody listens there
+    monkeypatch.setenv("NO_PROXY", "")
+    client, rec = client_for(stream_response(CHAT_STREAM))
+    assert (await collect(client.chat([], GenerationParams())))[-1].done
+    assert rec.requests[-1].path == "/v1/chat/completions"

@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from corral import __version__
-from corral.api import health, models, ollama
+from corral.api import health, models, ollama, registry
 from corral.api.errors import install_error_handlers
 from corral.api.health import Readiness
 from corral.api.openai import install_openai_error_rendering
 from corral.api.openai import router as openai_router
+from corral.api.security import install_security
 from corral.config import Settings
 from corral.core.catalog import Catalog
 from corral.core.fit import estimate_memory
@@ -23,6 +23,7 @@ from corral.core.models import ModelManager
 from corral.core.scheduler import Scheduler
 from corral.core.service import Service
 from corral.hardware import MemoryProbe, read_memory
+from corral.registry import CredentialStore, RegistryService
 from corral.runner.protocol import EngineFactory, LoadSpec
 from corral.store.defaults import ensure_default_model
 from corral.store.models import LocalModel, Store
@@ -30,11 +31,6 @@ from corral.store.models import LocalModel, Store
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-# Ollama's default origins: local pages and desktop app schemes.
-_LOCAL_ORIGINS = (
-    r"^(https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?|app://.*|file://.*|tauri://.*)$"
-)
 
 
 async def _prepare_store(settings: Settings, store: Store, readiness: Readiness) -> None:
@@ -50,6 +46,18 @@ def _engine_factory(settings: Settings) -> EngineFactory:
     from corral.runner.engine import engine_factory  # the runner loads only when serving
 
     return engine_factory(settings)
+
+
+def _registry_service(settings: Settings, store: Store, models: ModelManager) -> RegistryService:
+    """Pulls share the model manager's lock (manifest writes vs pruning) and keep the blobs
+    its creates hold."""
+    return RegistryService(
+        store,
+        CredentialStore(settings.home / "credentials.json"),
+        noprune=settings.noprune,
+        lock=models.store_lock,
+        held=models.held_digests,
+    )
 
 
 def create_app(
@@ -94,17 +102,13 @@ def create_app(
         store, noprune=settings.noprune, llama_server=settings.llama_server
     )
     app.state.readiness = readiness
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origin_regex=_LOCAL_ORIGINS,
-        allow_origins=settings.origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-    )
+    app.state.registry = _registry_service(settings, store, app.state.models)
+    install_security(app, settings)  # host check, CORS, API keys, body limits
     install_error_handlers(app)
     install_openai_error_rendering(app)  # after: it routes /v1/* errors to OpenAI's shape
     app.include_router(health.router)
     app.include_router(ollama.router)
     app.include_router(models.router)
+    app.include_router(registry.router)
     app.include_router(openai_router)
     return app

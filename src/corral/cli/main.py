@@ -152,6 +152,30 @@ def _model_commands(sub: Any) -> None:
     rm.set_defaults(handler="manage:remove")
 
 
+def _registry_commands(sub: Any) -> None:
+    """pull, push, login, logout (their code: corral.cli.registry)."""
+    for name, verb in (
+        ("pull", "Pull a model from a registry"),
+        ("push", "Push a model to a registry"),
+    ):
+        cmd = sub.add_parser(name, help=verb, description=verb + ".")
+        cmd.add_argument("model", metavar="NAME")
+        cmd.add_argument("--insecure", action="store_true", help="allow plain-HTTP registries")
+        cmd.set_defaults(handler=f"registry:{name}")
+    login = sub.add_parser(
+        "login",
+        help="Store credentials for a registry",
+        description="Store a username and password for HOST in $CORRAL_HOME (mode 0600).",
+    )
+    login.add_argument("host", metavar="HOST")
+    login.add_argument("-u", "--username", help="user name (asked for when missing)")
+    login.add_argument("--password-stdin", action="store_true", help="read the password on stdin")
+    login.set_defaults(handler="registry:login")
+    logout = sub.add_parser("logout", help="Remove stored credentials for a registry")
+    logout.add_argument("host", metavar="HOST")
+    logout.set_defaults(handler="registry:logout")
+
+
 def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("model", metavar="MODEL")
     run.add_argument("prompt", nargs="*", metavar="PROMPT")
@@ -195,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler="serve:serve")
 
     _model_commands(sub)
+
+    _registry_commands(sub)
 
     health = sub.add_parser(
         "health",

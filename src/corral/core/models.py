@@ -240,6 +240,15 @@ class ModelManager:
         self._lock = threading.Lock()  # manifest writes vs pruning
         self._pins: Counter[str] = Counter()  # digests held by creates in progress
 
+    @property
+    def store_lock(self) -> threading.Lock:
+        """Held around manifest writes and pruning; pulls share it."""
+        return self._lock
+
+    def held_digests(self) -> set[str]:
+        """Blobs that creates in progress still need: pruning must leave them alone."""
+        return set(self._pins)
+
     # -- blobs ------------------------------------------------------------------------------
 
     def blob_exists(self, digest: str) -> bool:

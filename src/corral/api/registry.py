@@ -1,0 +1,64 @@
+"""``POST /api/pull`` and ``POST /api/push``: Ollama's streaming status objects.
+
+Thin: the :class:`~corral.registry.RegistryService` on ``app.state.registry`` does the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from corral.api.streaming import respond
+from corral.errors import BadRequest
+from corral.registry import Progress, RegistryService
+
+__all__ = ["RegistryRequest", "router"]
+
+router = APIRouter()
+
+
+class RegistryRequest(BaseModel):
+    """Ollama's pull/push body (``name`` is the legacy spelling of ``model``)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    model: str | None = None
+    name: str | None = None
+    insecure: bool = False
+    stream: bool | None = None
+
+    @property
+    def model_name(self) -> str:
+        value = self.model or self.name
+        if not value:
+            raise BadRequest("model is required")
+        return value
+
+
+def _registry(request: Request) -> RegistryService:
+    registry: RegistryService = request.app.state.registry
+    return registry
+
+
+async def _last(stream: AsyncIterator[Progress]) -> Progress:
+    """``stream: false``: one ``{"status": "success"}``, or the error with its status code."""
+    last: Progress | None = None
+    async for status in stream:
+        last = status
+    assert last is not None, "a pull or push always ends with success or an error"
+    return last
+
+
+@router.post("/api/pull")
+async def pull(body: RegistryRequest, request: Request) -> Response:
+    stream = _registry(request).pull(body.model_name, insecure=body.insecure)
+    return await respond(stream, streaming=body.stream is not False, collect=_last)
+
+
+@router.post("/api/push")
+async def push(body: RegistryRequest, request: Request) -> Response:
+    stream = _registry(request).push(body.model_name, insecure=body.insecure)
+    return await respond(stream, streaming=body.stream is not False, collect=_last)

@@ -1,0 +1,230 @@
+"""Who may talk to the server: Host check (DNS rebinding), CORS origins, API keys.
+
+Installed by :func:`install_security`; the stack, outermost first::
+
+    HostCheckMiddleware   403 for a foreign Host header while bound to loopback
+    CORSMiddleware        Ollama's default origins + CORRAL_ORIGINS / OLLAMA_ORIGINS
+    ApiKeyMiddleware      401 / 403 on /api/* and /v1/* when keys are configured
+    BodyLimitMiddleware   413 and the per-request caps (corral.api.limits)
+
+CORS sits outside the key check so that preflights (which carry no Authorization header) are
+answered and a 401 carries the CORS headers a web page needs to read it. These are plain ASGI
+middlewares, outside FastAPI's exception handlers, so they render their own errors, in the
+shape of the surface the path belongs to.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from corral.api.openai.errors import error_body
+from corral.auth.keys import KeyRing, load_keys
+from corral.auth.keys import Scope as KeyScope
+from corral.config import Settings
+from corral.errors import CorralError, Forbidden, Unauthorized
+
+__all__ = [
+    "ApiKeyMiddleware",
+    "HostCheckMiddleware",
+    "error_response",
+    "install_security",
+    "origin_regex",
+]
+
+# Ollama's defaults (envconfig.AllowedOrigins): local pages on any port and desktop-app schemes.
+_DEFAULT_ORIGINS = (
+    r"https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?",
+    r"(app|file|tauri|vscode-webview|vscode-file)://.*",
+)
+# What a read-only key may call: inference and listing. Anything not here (pull, push, create,
+# copy, delete, blobs, and routes added later) needs a full key.
+_READ_ONLY_ROUTES = {
+    ("GET", "/api/version"),
+    ("GET", "/api/tags"),
+    ("GET", "/api/ps"),
+    ("POST", "/api/show"),
+    ("POST", "/api/chat"),
+    ("POST", "/api/generate"),
+    ("POST", "/api/embed"),
+    ("POST", "/api/embeddings"),
+    ("GET", "/v1/models"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/embeddings"),
+    ("POST", "/v1/responses"),
+}
+_OPENAI_CODES = {
+    Unauthorized: "invalid_api_key",
+    Forbidden: "forbidden",
+}
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def error_response(scope: Scope, exc: CorralError, headers: dict[str, str] | None = None) -> Any:
+    """``exc`` as the response the path's surface would give: OpenAI's shape on /v1."""
+    if _is_under(scope.get("path", ""), "/v1"):
+        code = getattr(exc, "code", None) or _OPENAI_CODES.get(type(exc))
+        param = getattr(exc, "param", None)
+        body = error_body(exc.status_code, exc.message, param=param, code=code)
+    else:
+        body = {"error": exc.message}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def origin_regex(origins: list[str]) -> str:
+    """One anchored regex for Ollama's defaults plus the configured origins (``*`` globs)."""
+    extra = [re.escape(o.rstrip("/")).replace(r"\*", ".*") for o in origins]
+    return "^(" + "|".join([*_DEFAULT_ORIGINS, *extra]) + ")$"
+
+
+# -- Host check -------------------------------------------------------------------------------
+
+
+def _host_name(header: str) -> str:
+    """The name in a Host header, without port or IPv6 brackets, lowercased."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def is_loopback_name(name: str, *, unspecified: bool = True) -> bool:
+    """localhost, *.localhost, or a loopback IP literal (or 0.0.0.0 / ::, as Ollama allows)."""
+    name = name.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return ip.is_loopback or (unspecified and ip.is_unspecified)
+
+
+class HostCheckMiddleware:
+    """DNS-rebinding protection, as Ollama's allowedHostsMiddleware.
+
+    A page on evil.example whose name is re-pointed at 127.0.0.1 reaches a loopback server as
+    "same origin", so CORS does not stop it; only its Host header gives it away. The check
+    applies when the server is configured on loopback and the connection really arrived on a
+    loopback socket (in-process test transports have none).
+    """
+
+    def __init__(self, app: ASGIApp, *, bind_host: str, allowed: list[str]) -> None:
+        self.app = app
+        self.enabled = is_loopback_name(bind_host, unspecified=False)
+        self.allowed = {bind_host.lower(), *(h.lower() for h in allowed)}
+
+    def _allowed(self, scope: Scope) -> bool:
+        server = scope.get("server")
+        if (
+            not self.enabled
+            or not server
+            or not is_loopback_name(str(server[0]), unspecified=False)
+        ):
+            return True
+        host = ""
+        for key, value in scope.get("headers", ()):
+            if key == b"host":
+                host = value.decode("latin-1")
+                break
+        name = _host_name(host)
+        return not name or is_loopback_name(name) or name in self.allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        exc = Forbidden(
+            "forbidden: this server listens on loopback and does not accept this Host header "
+            "(DNS-rebinding protection); add the name to CORRAL_ALLOWED_HOSTS to allow it"
+        )
+        await error_response(scope, exc)(scope, receive, send)
+
+
+# -- API keys ---------------------------------------------------------------------------------
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+def _read_only_allows(method: str, path: str) -> bool:
+    path = path.rstrip("/") or "/"
+    if method == "HEAD":
+        method = "GET"
+    return (method, path) in _READ_ONLY_ROUTES or (
+        method == "GET" and path.startswith("/v1/models/")
+    )
+
+
+class ApiKeyMiddleware:
+    """``Authorization: Bearer KEY`` on /api/* and /v1/* when any key is configured."""
+
+    def __init__(self, app: ASGIApp, *, keys: KeyRing) -> None:
+        self.app = app
+        self.keys = keys
+
+    def _refusal(self, scope: Scope) -> CorralError | None:
+        path = scope.get("path", "")
+        if not self.keys or not (_is_under(path, "/api") or _is_under(path, "/v1")):
+            return None
+        token = _bearer(scope)
+        if token is None:
+            return Unauthorized(
+                "unauthorized: this server requires an API key; "
+                "send it as 'Authorization: Bearer <key>'"
+            )
+        key_scope = self.keys.scope_of(token)
+        if key_scope is None:
+            return Unauthorized("unauthorized: invalid API key")
+        if key_scope is KeyScope.READ_ONLY and not _read_only_allows(scope["method"], path):
+            return Forbidden(
+                f"forbidden: a read-only API key cannot call {scope['method']} {path}; "
+                "use a full key"
+            )
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = self._refusal(scope) if scope["type"] == "http" else None
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(refusal, Unauthorized) else None
+        await error_response(scope, refusal, headers)(scope, receive, send)
+
+
+def install_security(app: FastAPI, settings: Settings) -> None:
+    """Add the middleware stack above (innermost first: Starlette wraps the last one added
+    around everything before it). Raises KeyConfigError for a bad CORRAL_API_KEYS."""
+    from corral.api.limits import BodyLimitMiddleware, Limits
+
+    secret = settings.api_keys.get_secret_value() if settings.api_keys else None
+    app.add_middleware(BodyLimitMiddleware, limits=Limits.from_settings(settings))
+    app.add_middleware(ApiKeyMiddleware, keys=load_keys(secret))
+    allow_all = "*" in settings.origins
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"] if allow_all else [],
+        allow_origin_regex=None if allow_all else origin_regex(settings.origins),
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    app.add_middleware(
+        HostCheckMiddleware,
+        bind_host=settings.address.host,
+        allowed=settings.allowed_hosts,
+    )

@@ -1,0 +1,198 @@
+"""Resumable, parallel, verified download of one blob.
+
+The blob is fetched in ranged parts into ``blobs/sha256-<hex>-partial`` (Ollama's name for
+it), with the parts' progress in ``sha256-<hex>-partial.json``. A part's progress is saved
+only after its bytes were written, so after any interruption (Ctrl-C, ``kill -9``, a dropped
+connection) the next download asks only for what is missing. Transient errors retry with
+backoff; a stalled part hits the read timeout and is retried. The whole file is hashed before
+it is renamed to ``sha256-<hex>``: a blob is visible only when verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from corral.errors import CorruptBlob, ManifestUnknown, RegistryAuthError, RegistryError
+from corral.registry.oci import OCIClient
+from corral.store.atomic import fsync_dir, write_atomic
+from corral.store.blobs import BlobStore
+
+__all__ = ["DownloadOptions", "Part", "PartialBlob", "download_blob"]
+
+_SAVE_EVERY = 0.5  # seconds between state saves while parts are running
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadOptions:
+    part_size: int = 64 << 20
+    max_parts: int = 16
+    parallel: int = 4
+    retries: int = 5  # failed attempts in a row (without progress) before a part gives up
+    backoff: float = 0.5  # seconds, doubled per failed attempt
+    read_timeout: float = 30.0
+
+
+@dataclass(slots=True)
+class Part:
+    start: int
+    end: int  # inclusive
+    done: int = 0  # bytes written from start
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.start + 1 - self.done
+
+
+class PartialBlob:
+    """The partial file of one blob and its saved per-part state."""
+
+    def __init__(self, blobs: BlobStore, digest: str, size: int) -> None:
+        final = blobs.path(digest)
+        self.digest = digest
+        self.size = size
+        self.path = final.with_name(final.name + "-partial")
+        self.state_path = final.with_name(final.name + "-partial.json")
+        self.parts: list[Part] = []
+
+    def load(self, options: DownloadOptions) -> None:
+        """Resume the saved parts when they describe this blob, else plan fresh ones."""
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            state = json.loads(self.state_path.read_bytes())
+            if state["size"] == self.size and self.path.is_file():
+                self.parts = [Part(int(s), int(e), int(d)) for s, e, d in state["parts"]]
+                if sum(p.end - p.start + 1 for p in self.parts) == self.size:
+                    return
+        count = max(1, min(options.max_parts, -(-self.size // options.part_size)))
+        step = -(-self.size // count) if self.size else 0
+        self.parts = [
+            Part(start, min(start + step, self.size) - 1)
+            for start in range(0, self.size, step or 1)
+        ]
+        self.path.unlink(missing_ok=True)
+
+    @property
+    def completed(self) -> int:
+        return sum(p.done for p in self.parts)
+
+    def save(self) -> None:
+        state = {"size": self.size, "parts": [[p.start, p.end, p.done] for p in self.parts]}
+        write_atomic(self.state_path, json.dumps(state).encode())
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.state_path.unlink(missing_ok=True)
+
+
+def _hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(4 << 20):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+async def _fetch_part(
+    client: OCIClient,
+    partial: PartialBlob,
+    part: Part,
+    fd: int,
+    options: DownloadOptions,
+    progress: Callable[[int], None],
+    saver: Callable[[], None],
+) -> None:
+    failures = 0
+    while part.remaining > 0:
+        before = part.done
+        try:
+            offset = part.start + part.done
+            async with client.blob(partial.digest, offset, part.end) as response:
+                skip = offset if response.status_code == 200 else 0  # Range ignored
+                async for chunk in response.aiter_bytes(1 << 20):
+                    if skip:
+                        cut = min(skip, len(chunk))
+                        chunk, skip = chunk[cut:], skip - cut
+                    chunk = chunk[: part.remaining]
+                    if chunk:
+                        os.pwrite(fd, chunk, part.start + part.done)
+                        part.done += len(chunk)
+                        progress(len(chunk))
+                        saver()
+                    if part.remaining == 0:
+                        break
+        except (RegistryAuthError, ManifestUnknown):
+            raise
+        except (httpx.HTTPError, RegistryError) as exc:
+            failures = 0 if part.done > before else failures + 1
+            if failures > options.retries:
+                raise RegistryError(
+                    f"downloading {partial.digest[:19]} failed after {failures} tries: {exc}"
+                ) from exc
+            await asyncio.sleep(options.backoff * 2 ** (failures - 1) if failures else 0)
+
+
+async def download_blob(
+    client: OCIClient,
+    blobs: BlobStore,
+    digest: str,
+    size: int,
+    progress: Callable[[int], None],
+    options: DownloadOptions | None = None,
+) -> None:
+    """Download ``digest`` into the store; ``progress`` gets byte counts (the resumed part
+    first). Raises :class:`CorruptBlob` (and drops the partial) when the hash differs."""
+    options = options or DownloadOptions()
+    if blobs.exists(digest):
+        progress(size)
+        return
+    blobs.root.mkdir(parents=True, exist_ok=True)
+    partial = PartialBlob(blobs, digest, size)
+    partial.load(options)
+    progress(partial.completed)
+    last_save = time.monotonic()
+
+    def saver() -> None:
+        nonlocal last_save
+        if time.monotonic() - last_save >= _SAVE_EVERY:
+            last_save = time.monotonic()
+            partial.save()
+
+    fd = os.open(partial.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        partial.save()
+        limit = asyncio.Semaphore(options.parallel)
+
+        async def run(part: Part) -> None:
+            async with limit:
+                await _fetch_part(client, partial, part, fd, options, progress, saver)
+
+        async with asyncio.TaskGroup() as group:
+            for part in partial.parts:
+                if part.remaining:
+                    group.create_task(run(part))
+        os.fsync(fd)
+    except BaseExceptionGroup as group_error:
+        # One part's failure cancels its siblings: report the first real reason.
+        raise group_error.exceptions[0] from None
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            partial.save()
+    got = await asyncio.to_thread(_hash, partial.path)
+    if got != digest:
+        partial.discard()
+        raise CorruptBlob(
+            f"digest mismatch, file must be downloaded again: want {digest}, got {got}"
+        )
+    os.replace(partial.path, blobs.path(digest))
+    fsync_dir(blobs.root)
+    partial.state_path.unlink(missing_ok=True)
