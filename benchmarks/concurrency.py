@@ -102,6 +102,9 @@ def peer_server(python: str, threads: int) -> Iterator[str]:
         str(port),
         "--host",
         "127.0.0.1",
+        # by default a new request aborts the running one; queue them instead, as a user would
+        "--interrupt_requests",
+        "False",
     ]
     with process(cmd):
         url = f"http://127.0.0.1:{port}"
