@@ -9,14 +9,11 @@ middleware above it are the real ones.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
@@ -24,7 +21,7 @@ from schemathesis.generation import GenerationMode
 from corral.api.app import create_app
 from corral.config import Settings
 from tests.fakes import FakeFactory
-from tests.live import free_port
+from tests.live import serve_in_thread
 
 EXAMPLES = 20  # per operation and mode: about 700 requests, ~15 s
 
@@ -33,17 +30,8 @@ EXAMPLES = 20  # per operation and mode: about 700 requests, ~15 s
 def fuzz_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("fuzz") / "home"
     app = create_app(Settings(home=home, max_body_bytes=1 << 20), engine_factory=FakeFactory())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

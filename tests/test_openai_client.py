@@ -6,21 +6,18 @@ The SDK talks through ``httpx2``, which nothing here can intercept, so it needs 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
-import uvicorn
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, Field
 
 from corral.api.app import create_app
 from corral.config import Settings
 from tests.fakes import FakeFactory
-from tests.live import LiveServer, free_port
+from tests.live import LiveServer, serve_in_thread
 
 pytestmark = pytest.mark.clients
 
@@ -179,17 +176,8 @@ def crashing_server(tmp_path: Path) -> Iterator[str]:
     failure a live engine cannot be made to show on demand."""
     factory = FakeFactory(engine_kwargs={"crash_after": 1})
     app = create_app(Settings(home=tmp_path / "home"), engine_factory=factory)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve_in_thread(app) as url:
+        yield url
 
 
 def test_error_mid_stream_raises_api_error(crashing_server: str) -> None:

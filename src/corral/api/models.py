@@ -6,13 +6,11 @@ lets the app's handlers render the typed errors (``{"error": ...}`` with Ollama'
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from corral.api.streaming import respond
-from corral.core.models import CopyRequest, CreateRequest, ModelManager, ProgressResponse
+from corral.api.streaming import last_status, respond
+from corral.core.models import CopyRequest, CreateRequest, ModelManager
 from corral.types import ModelRequest
 
 __all__ = ["router"]
@@ -25,19 +23,10 @@ def _models(request: Request) -> ModelManager:
     return models
 
 
-async def _last(stream: AsyncIterator[ProgressResponse]) -> ProgressResponse:
-    """``stream: false``: the final status (``success``), or the error, with its status code."""
-    last: ProgressResponse | None = None
-    async for status in stream:
-        last = status
-    assert last is not None, "a create always ends with success or an error"
-    return last
-
-
 @router.post("/api/create")
 async def create(body: CreateRequest, request: Request) -> Response:
     stream = _models(request).create(body)
-    return await respond(stream, streaming=body.stream is not False, collect=_last)
+    return await respond(stream, streaming=body.stream is not False, collect=last_status)
 
 
 @router.post("/api/copy")

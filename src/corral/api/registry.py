@@ -5,15 +5,13 @@ Thin: the :class:`~corral.registry.RegistryService` on ``app.state.registry`` do
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from corral.api.streaming import respond
+from corral.api.streaming import last_status, respond
 from corral.errors import BadRequest
-from corral.registry import Progress, RegistryService
+from corral.registry import RegistryService
 
 __all__ = ["RegistryRequest", "router"]
 
@@ -43,22 +41,13 @@ def _registry(request: Request) -> RegistryService:
     return registry
 
 
-async def _last(stream: AsyncIterator[Progress]) -> Progress:
-    """``stream: false``: one ``{"status": "success"}``, or the error with its status code."""
-    last: Progress | None = None
-    async for status in stream:
-        last = status
-    assert last is not None, "a pull or push always ends with success or an error"
-    return last
-
-
 @router.post("/api/pull")
 async def pull(body: RegistryRequest, request: Request) -> Response:
     stream = _registry(request).pull(body.model_name, insecure=body.insecure)
-    return await respond(stream, streaming=body.stream is not False, collect=_last)
+    return await respond(stream, streaming=body.stream is not False, collect=last_status)
 
 
 @router.post("/api/push")
 async def push(body: RegistryRequest, request: Request) -> Response:
     stream = _registry(request).push(body.model_name, insecure=body.insecure)
-    return await respond(stream, streaming=body.stream is not False, collect=_last)
+    return await respond(stream, streaming=body.stream is not False, collect=last_status)

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from corral.errors import CorralError
 
-__all__ = ["respond"]
+__all__ = ["last_status", "respond"]
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +55,13 @@ async def respond(
             await stream.aclose()  # type: ignore[attr-defined]
 
     return StreamingResponse(body(), media_type=NDJSON)
+
+
+async def last_status(stream: AsyncIterator[Chunk]) -> Chunk:
+    """``stream: false`` for progress streams (create, pull, push): the final status
+    (``success``); an error raised on the way keeps its status code."""
+    last: Chunk | None = None
+    async for status in stream:
+        last = status
+    assert last is not None, "a progress stream always ends with success or an error"
+    return last

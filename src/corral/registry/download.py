@@ -17,17 +17,26 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
 from corral.errors import CorruptBlob, ManifestUnknown, RegistryAuthError, RegistryError
-from corral.registry.oci import OCIClient
 from corral.store.atomic import fsync_dir, write_atomic
 from corral.store.blobs import BlobStore
 
-__all__ = ["DownloadOptions", "Part", "PartialBlob", "download_blob"]
+__all__ = ["BlobClient", "DownloadOptions", "Part", "PartialBlob", "download_blob"]
+
+
+class BlobClient(Protocol):
+    """Where blob bytes come from: an OCI registry, or a Hugging Face file."""
+
+    def blob(
+        self, digest: str, start: int, end: int
+    ) -> AbstractAsyncContextManager[httpx.Response]: ...
 
 _SAVE_EVERY = 0.5  # seconds between state saves while parts are running
 
@@ -102,7 +111,7 @@ def _hash(path: Path) -> str:
 
 
 async def _fetch_part(
-    client: OCIClient,
+    client: BlobClient,
     partial: PartialBlob,
     part: Part,
     fd: int,
@@ -141,7 +150,7 @@ async def _fetch_part(
 
 
 async def download_blob(
-    client: OCIClient,
+    client: BlobClient,
     blobs: BlobStore,
     digest: str,
     size: int,

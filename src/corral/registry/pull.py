@@ -13,7 +13,8 @@ import asyncio
 import shutil
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -60,6 +61,20 @@ class Puller:
         self._jobs: dict[str, _Job] = {}
         self._pins: Counter[str] = Counter()
         self.downloads = 0  # blob downloads started (tests check that pulls share them)
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
+
+    @contextmanager
+    def pinned(self, digest: str) -> Iterator[None]:
+        """Keep ``digest`` from being pruned while another source's pull works on it."""
+        self._pins[digest] += 1
+        try:
+            yield
+        finally:
+            self._pins[digest] -= 1
+            self._pins = +self._pins
 
     async def pull(
         self, name: ModelName, client_factory: Callable[[], OCIClient]

@@ -1,0 +1,263 @@
+"""Hugging Face GGUF repositories: ``hf.co/<org>/<repo>[:<quant>]`` (or ``huggingface.co/...``).
+
+Speaks the two endpoints ``huggingface_hub`` itself uses, directly with httpx (the library
+would add a second HTTP stack and its own cache layout, and gives nothing the resumable
+downloader here lacks):
+
+- ``GET {HF_ENDPOINT}/api/models/{repo}/tree/main?recursive=true``: the files, with the
+  sha256 (``lfs.oid``) and size of each LFS file;
+- ``GET {HF_ENDPOINT}/{repo}/resolve/main/{file}``: the bytes (ranged; redirects to the CDN
+  are followed, and the token is not sent across origins).
+
+``HF_ENDPOINT`` (default ``https://huggingface.co``) and ``HF_TOKEN`` (sent as ``Bearer``)
+are read per pull. The file is the GGUF whose name contains the tag as a whole token,
+case-insensitively (``Q4_K_M`` matches ``Model-q4_k_m.gguf`` but not ``Model-Q4_K_M_L``).
+With no tag (``latest``) the default is the ``Q4_K_M`` file when there is one, else the first
+GGUF by name (``mmproj`` projector files are never chosen). Split GGUFs
+(``-00001-of-00003.gguf``) are refused with a 400: corral cannot join them yet.
+
+The GGUF downloads with the resumable, verified downloader into the blob store; then the
+model is stored under a normal Ollama manifest (model layer, the GGUF's chat template as the
+template layer, and the config blob), written last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import httpx
+
+from corral.errors import BadRequest, ManifestUnknown, RegistryAuthError, RegistryError
+from corral.gguf import read_gguf
+from corral.names import ModelName
+from corral.registry.download import DownloadOptions, download_blob
+from corral.registry.progress import Progress
+from corral.store.create import create_model
+from corral.store.manifests import MediaType
+from corral.store.models import Store
+
+__all__ = ["DEFAULT_QUANT", "HFClient", "HFFile", "choose_file", "pull_hf"]
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+DEFAULT_QUANT = "Q4_K_M"
+_SPLIT = re.compile(r"-\d{5}-of-\d{5}\.gguf$", re.IGNORECASE)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class HFFile:
+    path: str
+    size: int
+    sha256: str | None  # the LFS oid, when the listing gives it
+
+
+def _token_match(tag: str, path: str) -> bool:
+    stem = path.rsplit("/", 1)[-1][: -len(".gguf")]
+    pattern = rf"(?<![A-Za-z0-9_]){re.escape(tag)}(?![A-Za-z0-9_])"
+    return re.search(pattern, stem, re.IGNORECASE) is not None
+
+
+def choose_file(files: list[HFFile], tag: str, repo: str) -> HFFile:
+    """The GGUF for ``tag`` (see the module docstring for the rules)."""
+    ggufs = sorted(
+        (
+            f
+            for f in files
+            if f.path.lower().endswith(".gguf") and "mmproj" not in f.path.rsplit("/", 1)[-1].lower()
+        ),
+        key=lambda f: f.path,
+    )
+    if not ggufs:
+        raise ManifestUnknown(f"hf.co/{repo} has no GGUF files")
+    if tag.lower() == "latest":
+        matches = [f for f in ggufs if _token_match(DEFAULT_QUANT, f.path)] or ggufs[:1]
+    else:
+        matches = [f for f in ggufs if _token_match(tag, f.path)]
+    if not matches:
+        names = ", ".join(f.path for f in ggufs)
+        raise ManifestUnknown(f"hf.co/{repo} has no GGUF file matching {tag!r} (it has: {names})")
+    split = [f for f in matches if _SPLIT.search(f.path)]
+    if split:
+        raise BadRequest(
+            f"hf.co/{repo}: {split[0].path} is part of a split GGUF, which corral cannot join "
+            "yet; merge the parts with llama-gguf-split --merge and use corral create"
+        )
+    return matches[0]
+
+
+class HFClient:
+    """One repository on one endpoint; also the downloader's blob source for one file."""
+
+    def __init__(
+        self,
+        repo: str,
+        *,
+        endpoint: str | None = None,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        read_timeout: float = 30.0,
+    ) -> None:
+        self.repo = repo
+        self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        token = token if token is not None else os.environ.get("HF_TOKEN")
+        self._origin = httpx.URL(self.endpoint)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,  # redirects by hand: the token stays on the hub's origin
+            timeout=httpx.Timeout(read_timeout, connect=10.0),
+        )
+        self.file: HFFile | None = None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(
+        self, url: str, headers: dict[str, str], *, stream: bool = False
+    ) -> httpx.Response:
+        target = httpx.URL(url)
+        for _ in range(10):
+            same = (target.scheme, target.host, target.port) == (
+                self._origin.scheme,
+                self._origin.host,
+                self._origin.port,
+            )
+            request = self._http.build_request(
+                "GET", target, headers={**headers, **(self._headers if same else {})}
+            )
+            try:
+                response = await self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                raise RegistryError(f"Hugging Face {self.endpoint}: {exc!r}") from exc
+            if not response.is_redirect:
+                return response
+            await response.aclose()
+            target = target.join(response.headers["Location"])
+        raise RegistryError(f"Hugging Face {self.endpoint}: too many redirects")
+
+    @staticmethod
+    def _fail(response: httpx.Response, what: str) -> RegistryError:
+        message = f"{what}: {response.status_code} {response.reason_phrase}"
+        if response.status_code in (401, 403):
+            return RegistryAuthError(f"{message} (set HF_TOKEN for gated or private repos)")
+        if response.status_code == 404:
+            return ManifestUnknown(f"{message}: no such repository or file")
+        return RegistryError(message)
+
+    async def list_files(self) -> list[HFFile]:
+        url = f"{self.endpoint}/api/models/{self.repo}/tree/main?recursive=true"
+        response = await self._send(url, {"Accept": "application/json"})
+        if response.status_code >= 400:
+            raise self._fail(response, f"list hf.co/{self.repo}")
+        try:
+            entries = response.json()
+            files = []
+            for entry in entries:
+                if entry.get("type") != "file":
+                    continue
+                lfs = entry.get("lfs") or {}
+                oid = lfs.get("oid")
+                files.append(
+                    HFFile(
+                        path=str(entry["path"]),
+                        size=int(lfs.get("size", entry.get("size", 0))),
+                        sha256=oid if isinstance(oid, str) and _SHA256.match(oid) else None,
+                    )
+                )
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise RegistryError(f"list hf.co/{self.repo}: unusable answer: {exc}") from exc
+        return files
+
+    def resolve_url(self, path: str) -> str:
+        return f"{self.endpoint}/{self.repo}/resolve/main/{quote(path)}"
+
+    @asynccontextmanager
+    async def blob(self, digest: str, start: int, end: int) -> AsyncIterator[httpx.Response]:
+        assert self.file is not None, "choose the file first"
+        headers = {"Range": f"bytes={start}-{end}"}
+        response = await self._send(self.resolve_url(self.file.path), headers, stream=True)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise self._fail(response, f"download {self.file.path}")
+            yield response
+        finally:
+            await response.aclose()
+
+
+async def pull_hf(
+    store: Store,
+    name: ModelName,
+    *,
+    lock: threading.Lock,
+    pinned: Callable[[str], AbstractContextManager[None]],
+    options: DownloadOptions,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Progress]:
+    """Ollama's pull status sequence, for a Hugging Face GGUF."""
+    yield Progress(status="pulling manifest")
+    repo = f"{name.namespace}/{name.model}"
+    client = HFClient(repo, transport=transport, read_timeout=options.read_timeout)
+    try:
+        chosen = choose_file(await client.list_files(), name.tag, repo)
+        if chosen.sha256 is None:
+            raise RegistryError(
+                f"hf.co/{repo}: the listing gives no sha256 for {chosen.path}, so it cannot be "
+                "verified; corral only pulls LFS-stored GGUFs"
+            )
+        client.file = chosen
+        digest = f"sha256:{chosen.sha256}"
+        async for line in _download(store, client, chosen, digest, options):
+            yield line
+    finally:
+        await client.aclose()
+    yield Progress(status="verifying sha256 digest")
+    yield Progress(status="writing manifest")
+
+    def commit() -> None:
+        with lock:
+            info = read_gguf(store.blobs.path(digest))
+            template = info.chat_template
+            text = {MediaType.TEMPLATE: template} if template else None
+            create_model(store, name, digest, text_layers=text)
+
+    with pinned(digest):
+        await asyncio.to_thread(commit)
+    yield Progress(status="success")
+
+
+async def _download(
+    store: Store, client: HFClient, chosen: HFFile, digest: str, options: DownloadOptions
+) -> AsyncIterator[Progress]:
+    status = f"pulling {chosen.sha256[:12]}"
+    done = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+
+    def progress(n: int) -> None:
+        queue.put_nowait(n)
+
+    task = asyncio.create_task(
+        download_blob(client, store.blobs, digest, chosen.size, progress, options)
+    )
+    try:
+        while not task.done() or not queue.empty():
+            try:
+                done += await asyncio.wait_for(queue.get(), timeout=0.2)
+                while not queue.empty():
+                    done += queue.get_nowait()
+            except TimeoutError:
+                continue
+            yield Progress(
+                status=status, digest=digest, total=chosen.size, completed=min(done, chosen.size)
+            )
+        task.result()
+    finally:
+        if not task.done():
+            task.cancel()  # the partial file stays for a resume
