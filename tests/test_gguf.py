@@ -277,7 +277,7 @@ def test_quantization_names_follow_llama_cpp() -> None:
 # --- hostile input ---------------------------------------------------------------------------
 
 
-def _rejects(path: Path, match: str | None = None) -> GGUFError:
+def assert_rejects(path: Path, match: str | None = None) -> GGUFError:
     with pytest.raises(GGUFError, match=match) as exc:
         read_gguf(path)
     return exc.value
@@ -287,21 +287,21 @@ def test_truncated_at_every_offset(write: Any) -> None:
     data = _gguf(SAMPLE_KVS, SAMPLE_TENSORS)
     assert isinstance(read_gguf(write(data)), GGUFInfo)
     for cut in range(len(data)):
-        _rejects(write(data[:cut]))
+        assert_rejects(write(data[:cut]))
 
 
 def test_bad_magic(write: Any) -> None:
-    _rejects(write(b"GGML" + _gguf([])[4:]), "not a GGUF")
-    _rejects(write(b""), "truncated")
+    assert_rejects(write(b"GGML" + _gguf([])[4:]), "not a GGUF")
+    assert_rejects(write(b""), "truncated")
 
 
 @pytest.mark.parametrize("version", [0, 1, 4, 0xFFFF])
 def test_unsupported_version(write: Any, version: int) -> None:
-    _rejects(write(_gguf([], version=version)), "version")
+    assert_rejects(write(_gguf([], version=version)), "version")
 
 
 def test_big_endian(write: Any, tmp_path: Path) -> None:
-    _rejects(write(b"GGUF" + struct.pack(">IQQ", 3, 0, 0)), "big-endian")
+    assert_rejects(write(b"GGUF" + struct.pack(">IQQ", 3, 0, 0)), "big-endian")
     path = tmp_path / "be.gguf"
     writer = gguf.GGUFWriter(path, "llama", endianess=gguf.GGUFEndian.BIG)
     writer.add_context_length(16)
@@ -309,16 +309,16 @@ def test_big_endian(write: Any, tmp_path: Path) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    _rejects(path, "big-endian")
+    assert_rejects(path, "big-endian")
 
 
 @pytest.mark.parametrize(("tensors", "kvs"), [(0, 10**6 + 1), (10**6 + 1, 0), (0, 2**64 - 1)])
 def test_absurd_counts(write: Any, tensors: int, kvs: int) -> None:
-    _rejects(write(b"GGUF" + struct.pack("<IQQ", 3, tensors, kvs) + bytes(64)), "implausible")
+    assert_rejects(write(b"GGUF" + struct.pack("<IQQ", 3, tensors, kvs) + bytes(64)), "implausible")
 
 
 def test_counts_larger_than_the_file(write: Any) -> None:
-    _rejects(write(b"GGUF" + struct.pack("<IQQ", 3, 0, 1000)), "truncated")
+    assert_rejects(write(b"GGUF" + struct.pack("<IQQ", 3, 0, 1000)), "truncated")
 
 
 def _kv_raw(body: bytes) -> bytes:
@@ -327,47 +327,47 @@ def _kv_raw(body: bytes) -> bytes:
 
 @pytest.mark.parametrize("length", [2**40, 2**64 - 1, (1 << 30) + 1])
 def test_huge_string_length(write: Any, length: int) -> None:
-    _rejects(write(_kv_raw(struct.pack("<IQ", STRING, length) + b"abc")), "implausibly long")
+    assert_rejects(write(_kv_raw(struct.pack("<IQ", STRING, length) + b"abc")), "implausibly long")
 
 
 def test_string_longer_than_file(write: Any) -> None:
-    _rejects(write(_kv_raw(struct.pack("<IQ", STRING, 10**6) + b"abc")), "truncated")
+    assert_rejects(write(_kv_raw(struct.pack("<IQ", STRING, 10**6) + b"abc")), "truncated")
 
 
 def test_huge_key_length(write: Any) -> None:
-    _rejects(write(b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 2**62) + b"k"), "key")
+    assert_rejects(write(b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 2**62) + b"k"), "key")
 
 
 @pytest.mark.parametrize("etype", [STRING, U8, ARRAY])
 def test_huge_array_count(write: Any, etype: int) -> None:
-    _rejects(write(_kv_raw(struct.pack("<IIQ", ARRAY, etype, 2**40))), "implausibly long")
+    assert_rejects(write(_kv_raw(struct.pack("<IIQ", ARRAY, etype, 2**40))), "implausibly long")
 
 
 def test_skipped_array_past_eof(write: Any) -> None:
-    _rejects(write(_kv_raw(struct.pack("<IIQ", ARRAY, U64, 1000) + bytes(80))), "truncated")
+    assert_rejects(write(_kv_raw(struct.pack("<IIQ", ARRAY, U64, 1000) + bytes(80))), "truncated")
     strings = struct.pack("<IIQ", ARRAY, STRING, 1000) + _str("a") * 999
-    _rejects(write(_kv_raw(strings)), "truncated")
+    assert_rejects(write(_kv_raw(strings)), "truncated")
 
 
 @pytest.mark.parametrize("vtype", [13, 255, 2**32 - 1])
 def test_unknown_value_type(write: Any, vtype: int) -> None:
-    _rejects(write(_kv_raw(struct.pack("<I", vtype) + bytes(16))), "unknown GGUF value type")
+    assert_rejects(write(_kv_raw(struct.pack("<I", vtype) + bytes(16))), "unknown GGUF value type")
     array = struct.pack("<IIQ", ARRAY, vtype, 1) + bytes(16)
-    _rejects(write(_kv_raw(array)), "unknown GGUF array element type")
+    assert_rejects(write(_kv_raw(array)), "unknown GGUF array element type")
 
 
 def test_deeply_nested_arrays(write: Any) -> None:
     body = struct.pack("<I", ARRAY) + struct.pack("<IQ", ARRAY, 1) * 10 + struct.pack("<IQ", U8, 0)
-    _rejects(write(_kv_raw(body)), "nested")
+    assert_rejects(write(_kv_raw(body)), "nested")
 
 
 def test_duplicate_key(write: Any) -> None:
-    _rejects(write(_gguf([("a", U8, 1), ("a", U8, 2)])), "duplicate")
+    assert_rejects(write(_gguf([("a", U8, 1), ("a", U8, 2)])), "duplicate")
 
 
 def test_key_not_utf8(write: Any) -> None:
     data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + _str(b"\xff\xfe") + _val(U8, 1)
-    _rejects(write(data), "UTF-8")
+    assert_rejects(write(data), "UTF-8")
 
 
 def test_value_not_utf8_is_replaced(write: Any) -> None:
@@ -378,12 +378,12 @@ def test_value_not_utf8_is_replaced(write: Any) -> None:
 
 def test_too_many_dims(write: Any) -> None:
     data = _gguf([], [("t", [1] * 9)])
-    _rejects(write(data), "dimensions")
+    assert_rejects(write(data), "dimensions")
 
 
 def test_not_a_file(tmp_path: Path) -> None:
-    _rejects(tmp_path / "missing.gguf", "does not exist")
-    _rejects(tmp_path)  # a directory
+    assert_rejects(tmp_path / "missing.gguf", "does not exist")
+    assert_rejects(tmp_path)  # a directory
 
 
 _SMALL = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 64, 65, 97, 255]

@@ -54,7 +54,8 @@ class RequestOptions(TypedDict, total=False):
 def _load_httpx() -> None:
     """Import httpx without ``httpx._main`` (its CLI: rich, click, pygments, ~40 ms).
 
-    A ``None`` in ``sys.modules`` makes that import fail, so httpx uses its stub ``main``.
+    A ``None`` in ``sys.modules`` makes that import fail, so httpx falls back to a ``main``
+    that only says the CLI extra is missing (the CLI never calls it).
     """
     if "httpx" in sys.modules or "httpx._main" in sys.modules:
         return
