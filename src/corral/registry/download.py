@@ -38,6 +38,7 @@ class BlobClient(Protocol):
         self, digest: str, start: int, end: int
     ) -> AbstractAsyncContextManager[httpx.Response]: ...
 
+
 _SAVE_EVERY = 0.5  # seconds between state saves while parts are running
 
 

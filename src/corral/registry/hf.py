@@ -70,7 +70,8 @@ def choose_file(files: list[HFFile], tag: str, repo: str) -> HFFile:
         (
             f
             for f in files
-            if f.path.lower().endswith(".gguf") and "mmproj" not in f.path.rsplit("/", 1)[-1].lower()
+            if f.path.lower().endswith(".gguf")
+            and "mmproj" not in f.path.rsplit("/", 1)[-1].lower()
         ),
         key=lambda f: f.path,
     )
@@ -214,29 +215,21 @@ async def pull_hf(
             )
         client.file = chosen
         digest = f"sha256:{chosen.sha256}"
-        async for line in _download(store, client, chosen, digest, options):
-            yield line
+        with pinned(digest):  # not pruned between its verification and the manifest
+            async for line in _download(store, client, chosen, digest, options):
+                yield line
+            yield Progress(status="verifying sha256 digest")
+            yield Progress(status="writing manifest")
+            await asyncio.to_thread(_commit, store, name, digest, lock)
     finally:
         await client.aclose()
-    yield Progress(status="verifying sha256 digest")
-    yield Progress(status="writing manifest")
-
-    def commit() -> None:
-        with lock:
-            info = read_gguf(store.blobs.path(digest))
-            template = info.chat_template
-            text = {MediaType.TEMPLATE: template} if template else None
-            create_model(store, name, digest, text_layers=text)
-
-    with pinned(digest):
-        await asyncio.to_thread(commit)
     yield Progress(status="success")
 
 
 async def _download(
     store: Store, client: HFClient, chosen: HFFile, digest: str, options: DownloadOptions
 ) -> AsyncIterator[Progress]:
-    status = f"pulling {chosen.sha256[:12]}"
+    status = f"pulling {digest[7:19]}"
     done = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
 
@@ -261,3 +254,11 @@ async def _download(
     finally:
         if not task.done():
             task.cancel()  # the partial file stays for a resume
+
+
+def _commit(store: Store, name: ModelName, digest: str, lock: threading.Lock) -> None:
+    """The manifest, last: model layer, the GGUF's chat template, config blob."""
+    with lock:
+        template = read_gguf(store.blobs.path(digest)).chat_template
+        text = {MediaType.TEMPLATE: template} if template else None
+        create_model(store, name, digest, text_layers=text)

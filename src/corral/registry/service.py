@@ -12,6 +12,7 @@ from corral.errors import UnsupportedFeature
 from corral.names import ModelName, parse_name
 from corral.registry.credentials import CredentialStore
 from corral.registry.download import DownloadOptions
+from corral.registry.hf import pull_hf
 from corral.registry.oci import OCIClient
 from corral.registry.progress import Progress
 from corral.registry.pull import Puller
@@ -57,13 +58,22 @@ class RegistryService:
     def _oci_name(self, raw: str) -> ModelName:
         name = parse_name(raw)
         if source_kind(name) is SourceKind.HUGGINGFACE:
-            raise UnsupportedFeature(
-                f"{name.display}: pulling from Hugging Face is not supported by this build yet"
-            )
+            raise UnsupportedFeature(f"{name.display}: pushing to Hugging Face is not supported")
         return name
 
     async def pull(self, raw: str, *, insecure: bool = False) -> AsyncIterator[Progress]:
-        name = self._oci_name(raw)
+        name = parse_name(raw)
+        if source_kind(name) is SourceKind.HUGGINGFACE:
+            async for line in pull_hf(
+                self.store,
+                name,
+                lock=self.puller.lock,
+                pinned=self.puller.pinned,
+                options=self.options,
+                transport=self.transport,
+            ):
+                yield line
+            return
         async for line in self.puller.pull(name, self.client_factory(name, insecure=insecure)):
             yield line
 
