@@ -8,7 +8,8 @@ Python peer, when ``--peer-python`` points at an interpreter that has it install
         [--peer-python .venv-peer/bin/python]
 
 Aggregate tokens/s = all answer pieces of all streams / wall time from the first request to
-the last piece. Endpoints take turns at each level, so machine noise hits them alike.
+the last piece; the median of --repeats rounds. Endpoints take turns (the order alternates),
+so machine noise hits them alike.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -120,6 +122,7 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--levels", default="1,2,4,8")
+    parser.add_argument("--repeats", type=int, default=3, help="median of this many rounds")
     parser.add_argument("--peer-python", help="a python with llama-cpp-python[server] installed")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -137,14 +140,19 @@ def main() -> int:
             )
         for kind, url in urls.items():  # warm up: load the model, fill the caches
             asyncio.run(level(kind, url, 1, 8))
-        results: dict[str, dict[int, float]] = {kind: {} for kind in urls}
-        for n in levels:
-            for kind in list(urls) if n % 2 else list(urls)[::-1]:
-                results[kind][n] = asyncio.run(level(kind, urls[kind], n, args.tokens))
+        samples: dict[str, dict[int, list[float]]] = {k: {n: [] for n in levels} for k in urls}
+        for repeat in range(args.repeats):
+            for n in levels:
+                order = list(urls) if (n + repeat) % 2 else list(urls)[::-1]
+                for kind in order:
+                    samples[kind][n].append(asyncio.run(level(kind, urls[kind], n, args.tokens)))
+        results = {
+            k: {n: statistics.median(v) for n, v in by_n.items()} for k, by_n in samples.items()
+        }
 
     print(
         f"SmolLM2-135M Q4_1, {args.threads} threads, {args.slots} slots, "
-        f"{args.tokens} tokens per stream; aggregate tokens/s"
+        f"{args.tokens} tokens per stream; aggregate tokens/s, median of {args.repeats} rounds"
     )
     header = f"{'streams':>8}" + "".join(f"{k:>18}" for k in urls) + f"{'corral/direct':>15}"
     if "llama_cpp.server" in urls:
