@@ -527,6 +527,14 @@ async def test_json_endpoints(client_for: ClientFor) -> None:
     assert await client.detokenize([1, 2, 3]) == "héllo"
     assert await client.apply_template([{"role": "user", "content": "hi"}]) == "<|user|>hi"
     assert [r.method for r in rec.requests] == ["POST"] * 4
+    assert all(r.headers.get("connection") != "close" for r in rec.requests)  # pooled
+
+
+async def test_streams_ask_for_a_fresh_connection(client_for: ClientFor) -> None:
+    """llama-server closes the socket after a streamed answer: don't pool it."""
+    client, rec = client_for(stream_response(CHAT_STREAM))
+    await collect(client.chat([], GenerationParams()))
+    assert rec.requests[-1].headers["connection"] == "close"
 
 
 async def test_json_endpoint_errors(client_for: ClientFor) -> None:
