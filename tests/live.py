@@ -73,6 +73,12 @@ class LiveServer:
         return self.process.wait(timeout=30)
 
 
+def short_generate(url: str, model: str = "smollm2:135m") -> httpx.Response:
+    """A four-token answer: proof that the server (still) serves ``model``."""
+    body = {"model": model, "prompt": "Hi", "stream": False, "options": {"num_predict": 4}}
+    return httpx.post(url + "/api/generate", json=body, timeout=120)
+
+
 def start_server(home: Path, **env: str) -> LiveServer:
     port = free_port()
     log = home / "server.log"

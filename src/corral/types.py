@@ -155,18 +155,8 @@ class EmbedResponse(BaseModel):
     prompt_eval_count: int | None = None
 
 
-class ShowRequest(_Request):
-    model: str | None = None
-    name: str | None = None  # older clients
-    verbose: bool = False
-
-    @property
-    def model_name(self) -> str:
-        return self.model or self.name or ""
-
-
 class ModelRequest(_Request):
-    """A request that names one model (delete, unload ...)."""
+    """A request that names one model (show, delete, pull ...); ``name`` is older clients'."""
 
     model: str | None = None
     name: str | None = None
@@ -174,6 +164,10 @@ class ModelRequest(_Request):
     @property
     def model_name(self) -> str:
         return self.model or self.name or ""
+
+
+class ShowRequest(ModelRequest):
+    verbose: bool = False
 
 
 class ModelDetails(BaseModel):

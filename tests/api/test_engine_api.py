@@ -13,7 +13,7 @@ import pytest
 from corral.names import parse_name
 from corral.store.create import create_model
 from corral.store.models import Store
-from tests.live import LiveServer, alive, engine_pids, engine_port, start_server
+from tests.live import LiveServer, alive, engine_pids, engine_port, short_generate, start_server
 
 pytestmark = pytest.mark.engine
 
@@ -162,16 +162,7 @@ def test_corrupt_model_fails_alone(
     assert response.status_code == 500
     error = response.json()["error"]
     assert "broken:1" in error and "llama" in error.lower()  # the engine's own last words
-    ok = httpx.post(
-        live_server.url + "/api/generate",
-        timeout=120,
-        json={
-            "model": "smollm2:135m",
-            "prompt": "Hi",
-            "stream": False,
-            "options": {"num_predict": 4},
-        },
-    )
+    ok = short_generate(live_server.url)
     assert ok.status_code == 200 and ok.json()["done"] is True
 
 

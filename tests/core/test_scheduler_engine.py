@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import LiveServer, engine_pids, start_server
+from tests.live import LiveServer, engine_pids, short_generate, start_server
 
 pytestmark = pytest.mark.engine
 
@@ -71,16 +71,7 @@ def test_engine_killed_mid_stream(tmp_path: Path) -> None:
             rest = [json.loads(line) for line in lines]
         assert "error" in rest[-1] and "stopped unexpectedly" in rest[-1]["error"]
         assert httpx.get(server.url + "/health/ready").status_code == 200  # the server is fine
-        again = httpx.post(
-            server.url + "/api/generate",
-            timeout=120,
-            json={
-                "model": "smollm2:135m",
-                "prompt": "Hi",
-                "stream": False,
-                "options": {"num_predict": 4},
-            },
-        )
+        again = short_generate(server.url)
         assert again.status_code == 200 and again.json()["done"] is True
         assert engine_pids(server.process.pid) != [engine]
     finally:

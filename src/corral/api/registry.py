@@ -7,30 +7,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
 
 from corral.api.streaming import last_status, respond
 from corral.errors import BadRequest
 from corral.registry import RegistryService
+from corral.types import ModelRequest
 
 __all__ = ["RegistryRequest", "router"]
 
 router = APIRouter()
 
 
-class RegistryRequest(BaseModel):
-    """Ollama's pull/push body (``name`` is the legacy spelling of ``model``)."""
+class RegistryRequest(ModelRequest):
+    """Ollama's pull/push body."""
 
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
-
-    model: str | None = None
-    name: str | None = None
     insecure: bool = False
     stream: bool | None = None
 
     @property
     def model_name(self) -> str:
-        value = self.model or self.name
+        value = super().model_name
         if not value:
             raise BadRequest("model is required")
         return value
