@@ -74,12 +74,33 @@ def corral_pull(url: str, name: str) -> float:
     return time.perf_counter() - start
 
 
-def curl(blob_url: str) -> float:
+def curl(blob_url: str, out: str = "/dev/null", *, verify: bool = False) -> float:
+    """curl of the blob into ``out``; with ``verify``, then ``sha256sum`` of it (the least a
+    verified download costs when the hash is not computed on the way)."""
     start = time.perf_counter()
     subprocess.run(
-        ["curl", "-sSfL", "-H", f"Accept: {MANIFEST_ACCEPT}", "-o", "/dev/null", blob_url],
+        ["curl", "-sSfL", "-H", f"Accept: {MANIFEST_ACCEPT}", "-o", out, blob_url],
         check=True,
     )
+    if verify:
+        subprocess.run(["sha256sum", out], check=True, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    if out != "/dev/null":
+        os.unlink(out)
+    return elapsed
+
+
+def library_pull(name: str) -> float:
+    """The same pull in this process (RegistryService, no CLI, no server), fresh store."""
+    home = Path(tempfile.mkdtemp(prefix="corral-bench-lib-"))
+    service = RegistryService(Store(home / "models"), CredentialStore(home / "credentials.json"))
+
+    async def pull() -> None:
+        async for _ in service.pull(name):
+            pass
+
+    start = time.perf_counter()
+    asyncio.run(pull())
     return time.perf_counter() - start
 
 
@@ -127,27 +148,43 @@ def main() -> None:
         name = f"{registry.host}/library/gemma3:270m"
         digest, size = publish(work, name)
         blob_url = f"http://{registry.host}/v2/library/gemma3/blobs/{digest}"
-        corral_s: list[float] = []
-        curl_s: list[float] = []
-        curl(blob_url)  # warm the page cache for both
+        runs: dict[str, list[float]] = {label: [] for label in LABELS}
+        target = str(work / "curl.bin")
+        curl(blob_url)  # warm the page cache for all
         for _ in range(args.rounds):
-            curl_s.append(curl(blob_url))
+            runs["curl_null"].append(curl(blob_url))
+            runs["curl_file"].append(curl(blob_url, target))
+            runs["curl_verified"].append(curl(blob_url, target, verify=True))
+            runs["library"].append(library_pull(name))
             with corral_server() as (url, _):
-                corral_s.append(corral_pull(url, name))
+                runs["cli"].append(corral_pull(url, name))
         before, second, saved = resume(registry.host, name, digest, size)
     finally:
         registry.stop()
-    c_rate = size / statistics.median(corral_s) / MB
-    k_rate = size / statistics.median(curl_s) / MB
+    rate = {label: size / statistics.median(times) / MB for label, times in runs.items()}
     print(f"blob {digest[:19]} {size / MB:.1f} MB; median of {args.rounds}, alternating")
-    print(f"corral pull (CLI via corral serve): {c_rate:8.1f} MB/s  {_times(corral_s)}")
-    print(f"curl -o /dev/null:                  {k_rate:8.1f} MB/s  {_times(curl_s)}")
-    print(f"corral/curl: {c_rate / k_rate:.2f}")
+    for label, text in LABELS.items():
+        print(f"{text:<40} {rate[label]:8.1f} MB/s  {_times(runs[label])}")
+    for ours in ("cli", "library"):
+        ratios = ", ".join(
+            f"{rate[ours] / rate[anchor]:.2f} vs {anchor}"
+            for anchor in ("curl_null", "curl_file", "curl_verified")
+        )
+        print(f"{ours}: {ratios}")
     print(
         f"resume: {before / MB:.1f} MB sent before kill -9 of the server, "
         f"{second / MB:.1f} MB fetched by the second pull, {saved / MB:.1f} MB saved "
         f"({saved / size:.0%} of the blob)"
     )
+
+
+LABELS = {
+    "cli": "corral pull (CLI via corral serve):",
+    "library": "corral library pull (in process):",
+    "curl_null": "curl -o /dev/null:",
+    "curl_file": "curl -o FILE:",
+    "curl_verified": "curl -o FILE && sha256sum FILE:",
+}
 
 
 def _times(values: list[float]) -> str:

@@ -15,7 +15,7 @@ from corral.errors import CorruptBlob, RegistryAuthError
 from corral.names import parse_name
 from corral.registry import Credential, CredentialStore, DownloadOptions
 from corral.registry.auth import RegistryAuth, parse_challenge
-from corral.registry.download import PartialBlob, download_blob
+from corral.registry.download import PartialBlob, PrefixHasher, download_blob
 from corral.registry.oci import MANIFEST_ACCEPT, OCIClient
 from corral.registry.sources import SourceKind, is_loopback, reference_for, source_kind
 from corral.store.blobs import BlobStore
@@ -158,3 +158,50 @@ def test_basic_challenge_without_login_says_how(tmp_path: Path) -> None:
 
     with pytest.raises(RegistryAuthError, match="corral login reg:5000"):
         asyncio.run(run())
+
+
+def test_hash_follows_parts_finishing_out_of_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first part arrives last: the streaming hash must wait for it, not skip it."""
+    monkeypatch.setattr(PrefixHasher, "_CHUNK", 4096)  # hash on the way, not only at the end
+    blob = hashlib.sha256(b"seed").digest() * 32768  # 1 MiB, not periodic per part
+    digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
+    order: list[int] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        start, end = (int(x) for x in request.headers["Range"][6:].split("-"))
+        if start == 0:
+            await asyncio.sleep(0.2)
+        order.append(start)
+        return httpx.Response(206, content=blob[start : end + 1])
+
+    blobs = BlobStore(tmp_path / "blobs")
+    options = DownloadOptions(part_size=256 << 10, parallel=4)
+
+    async def run() -> None:
+        transport = httpx.MockTransport(handler)
+        client = OCIClient(reference_for(parse_name("reg.test/a/b")), transport=transport)
+        await download_blob(client, blobs, digest, len(blob), lambda n: None, options)
+        await client.aclose()
+
+    asyncio.run(run())
+    assert order[-1] == 0, order  # part 0 really came last
+    assert blobs.path(digest).read_bytes() == blob
+
+
+def test_prefix_hasher_frontier_stops_at_the_first_unfinished_part(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    blobs.root.mkdir()
+    partial = PartialBlob(blobs, "sha256:" + "b" * 64, 300)
+    partial.load(DownloadOptions(part_size=100))
+    first, second, third = partial.parts
+    hasher = PrefixHasher(partial, fd=-1)
+    assert hasher.frontier() == 0
+    third.done = 100  # finished, but not contiguous with the start
+    second.done = 40
+    assert hasher.frontier() == 0
+    first.done = 100
+    assert hasher.frontier() == 140  # all of part one, the written start of part two
+    second.done = 100
+    assert hasher.frontier() == 300
