@@ -10,6 +10,9 @@ import pytest
 
 from corral.names import parse_name
 from corral.registry import CredentialStore, DownloadOptions, RegistryService
+from corral.registry.split import merge_split
+from corral.runner.discovery import find_engine_tool
+from corral.store.blobs import BlobStore
 from corral.store.create import copy_manifest
 from corral.store.defaults import ensure_default_model
 from corral.store.models import Store
@@ -31,8 +34,14 @@ def seeded_store(root: Path) -> Store:
     return store
 
 
+def _merge_with_engine_tool(blobs: BlobStore, parts: list[tuple[str, str]]) -> str:
+    """As the app factory does: llama-gguf-split from the engine's build."""
+    return merge_split(find_engine_tool("llama-gguf-split", None), blobs, parts)
+
+
 def service(store: Store, home: Path, **kw: object) -> RegistryService:
     options = kw.pop("options", SMALL_PARTS)
+    kw.setdefault("merge", _merge_with_engine_tool)
     return RegistryService(store, CredentialStore(home / "credentials.json"), options=options, **kw)  # type: ignore[arg-type]
 
 

@@ -14,11 +14,9 @@ threads; one lock orders manifest writes against pruning.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
-import shutil
 import threading
 import uuid
 from collections import Counter
@@ -31,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from corral.errors import (
     BadRequest,
     CorruptBlob,
-    EngineNotFound,
     ModelNotFound,
     StoreError,
     UnsupportedFeature,
@@ -131,14 +128,9 @@ class Quantizer:
     def binary(self) -> Path | None:
         if self._binary is not None:
             return self._binary if self._binary.is_file() else None
-        from corral.runner.discovery import find_llama_server
+        from corral.runner.discovery import find_engine_tool
 
-        with contextlib.suppress(EngineNotFound):
-            beside = find_llama_server(self._llama_server).parent / "llama-quantize"
-            if beside.is_file() and os.access(beside, os.X_OK):
-                return beside
-        found = shutil.which("llama-quantize")
-        return Path(found) if found else None
+        return find_engine_tool("llama-quantize", self._llama_server)
 
     def check(self, requested: str | None, info: GGUFInfo) -> str | None:
         """The llama.cpp type to quantize to, or None when there is nothing to do."""

@@ -24,12 +24,13 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
 
 from corral.errors import CorruptBlob, ManifestUnknown, RegistryAuthError, RegistryError
+from corral.observe import NULL_OBSERVER, Observer
 from corral.store.atomic import fsync_dir, write_atomic
 from corral.store.blobs import BlobStore
 
@@ -43,6 +44,8 @@ class BlobClient(Protocol):
         self, digest: str, start: int, end: int
     ) -> AbstractAsyncContextManager[httpx.Response]: ...
 
+    async def aclose(self) -> None: ...
+
 
 _SAVE_EVERY = 0.5  # seconds between state saves while parts are running
 
@@ -55,6 +58,8 @@ class DownloadOptions:
     retries: int = 5  # failed attempts in a row (without progress) before a part gives up
     backoff: float = 0.5  # seconds, doubled per failed attempt
     read_timeout: float = 30.0
+    # told of every byte received (pull metrics); not a setting, so not compared
+    observer: Observer = field(default=NULL_OBSERVER, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -191,6 +196,7 @@ async def _fetch_part(
                         await asyncio.to_thread(os.pwrite, fd, chunk, part.start + part.done)
                         part.done += len(chunk)
                         progress(len(chunk))
+                        options.observer.pull_bytes(len(chunk))
                         saver()
                     if part.remaining == 0:
                         break

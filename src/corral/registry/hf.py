@@ -13,12 +13,15 @@ downloader here lacks):
 are read per pull. The file is the GGUF whose name contains the tag as a whole token,
 case-insensitively (``Q4_K_M`` matches ``Model-q4_k_m.gguf`` but not ``Model-Q4_K_M_L``).
 With no tag (``latest``) the default is the ``Q4_K_M`` file when there is one, else the first
-GGUF by name (``mmproj`` projector files are never chosen). Split GGUFs
-(``-00001-of-00003.gguf``) are refused with a 400: corral cannot join them yet.
+GGUF by name (``mmproj`` projector files are never chosen). A split GGUF
+(``-00001-of-00003.gguf`` …) is pulled whole: every part, then they are joined into one model
+blob (:mod:`corral.registry.split`) and the parts dropped.
 
-The GGUF downloads with the resumable, verified downloader into the blob store; then the
-model is stored under a normal Ollama manifest (model layer, the GGUF's chat template as the
-template layer, and the config blob), written last.
+The files download through the :class:`~corral.registry.pull.Puller`, as OCI layers do:
+resumable, verified, shared with a concurrent pull of the same file, disk space checked
+first. Then the model is stored under a normal Ollama manifest (model layer, the GGUF's chat
+template as the template layer, and the config blob), written last; the blobs of a manifest
+it replaces are pruned.
 """
 
 from __future__ import annotations
@@ -26,28 +29,29 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import quote
 
 import httpx
 
-from corral.errors import BadRequest, ManifestUnknown, RegistryAuthError, RegistryError
+from corral.errors import ManifestUnknown, RegistryAuthError, RegistryError
 from corral.gguf import read_gguf
 from corral.names import ModelName
-from corral.registry.download import DownloadOptions, download_blob
 from corral.registry.progress import Progress
+from corral.registry.pull import Puller
+from corral.registry.split import SPLIT_NAME
+from corral.store.blobs import BlobStore
 from corral.store.create import create_model
-from corral.store.manifests import MediaType
+from corral.store.manifests import Layer, MediaType
 from corral.store.models import Store
 
-__all__ = ["DEFAULT_QUANT", "HFClient", "HFFile", "choose_file", "pull_hf"]
+__all__ = ["DEFAULT_QUANT", "HFClient", "HFFile", "choose_files", "pull_hf"]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_QUANT = "Q4_K_M"
-_SPLIT = re.compile(r"-\d{5}-of-\d{5}\.gguf$", re.IGNORECASE)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -64,8 +68,9 @@ def _token_match(tag: str, path: str) -> bool:
     return re.search(pattern, stem, re.IGNORECASE) is not None
 
 
-def choose_file(files: list[HFFile], tag: str, repo: str) -> HFFile:
-    """The GGUF for ``tag`` (see the module docstring for the rules)."""
+def choose_files(files: list[HFFile], tag: str, repo: str) -> list[HFFile]:
+    """The GGUF for ``tag`` (see the module docstring for the rules): one file, or every
+    part of a split one, in order."""
     ggufs = sorted(
         (
             f
@@ -84,13 +89,20 @@ def choose_file(files: list[HFFile], tag: str, repo: str) -> HFFile:
     if not matches:
         names = ", ".join(f.path for f in ggufs)
         raise ManifestUnknown(f"hf.co/{repo} has no GGUF file matching {tag!r} (it has: {names})")
-    split = [f for f in matches if _SPLIT.search(f.path)]
-    if split:
-        raise BadRequest(
-            f"hf.co/{repo}: {split[0].path} is part of a split GGUF, which corral cannot join "
-            "yet; merge the parts with llama-gguf-split --merge and use corral create"
-        )
-    return matches[0]
+    split = SPLIT_NAME.search(matches[0].path)
+    if split is None:
+        return matches[:1]
+    stem = matches[0].path[: split.start()]
+    count = int(split.group(2))
+    parts = {
+        int(m.group(1)): f
+        for f in matches
+        if (m := SPLIT_NAME.search(f.path)) and f.path[: m.start()] == stem
+    }
+    missing = [i for i in range(1, count + 1) if i not in parts]
+    if missing or count == 0:
+        raise ManifestUnknown(f"hf.co/{repo}: split GGUF {stem} lacks part(s) {missing} of {count}")
+    return [parts[i] for i in range(1, count + 1)]
 
 
 class HFClient:
@@ -104,8 +116,10 @@ class HFClient:
         token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         read_timeout: float = 30.0,
+        files: dict[str, str] | None = None,
     ) -> None:
         self.repo = repo
+        self.files = files or {}  # digest -> path in the repository, for blob()
         self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
         token = token if token is not None else os.environ.get("HF_TOKEN")
         self._origin = httpx.URL(self.endpoint)
@@ -115,7 +129,6 @@ class HFClient:
             follow_redirects=False,  # redirects by hand: the token stays on the hub's origin
             timeout=httpx.Timeout(read_timeout, connect=10.0),
         )
-        self.file: HFFile | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -181,84 +194,69 @@ class HFClient:
 
     @asynccontextmanager
     async def blob(self, digest: str, start: int, end: int) -> AsyncIterator[httpx.Response]:
-        assert self.file is not None, "choose the file first"
+        path = self.files[digest]
         headers = {"Range": f"bytes={start}-{end}"}
-        response = await self._send(self.resolve_url(self.file.path), headers, stream=True)
+        response = await self._send(self.resolve_url(path), headers, stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()
-                raise self._fail(response, f"download {self.file.path}")
+                raise self._fail(response, f"download {path}")
             yield response
         finally:
             await response.aclose()
 
 
 async def pull_hf(
-    store: Store,
+    puller: Puller,
     name: ModelName,
     *,
-    lock: threading.Lock,
-    pinned: Callable[[str], AbstractContextManager[None]],
-    options: DownloadOptions,
+    merge: Callable[[BlobStore, list[tuple[str, str]]], str],
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Progress]:
-    """Ollama's pull status sequence, for a Hugging Face GGUF."""
+    """Ollama's pull status sequence, for a Hugging Face GGUF (``merge`` joins a split one)."""
     yield Progress(status="pulling manifest")
     repo = f"{name.namespace}/{name.model}"
-    client = HFClient(repo, transport=transport, read_timeout=options.read_timeout)
+    timeout = puller.options.read_timeout
+    lister = HFClient(repo, transport=transport, read_timeout=timeout)
     try:
-        chosen = choose_file(await client.list_files(), name.tag, repo)
-        if chosen.sha256 is None:
-            raise RegistryError(
-                f"hf.co/{repo}: the listing gives no sha256 for {chosen.path}, so it cannot be "
-                "verified; corral only pulls LFS-stored GGUFs"
-            )
-        client.file = chosen
-        digest = f"sha256:{chosen.sha256}"
-        with pinned(digest):  # not pruned between its verification and the manifest
-            async for line in _download(store, client, chosen, digest, options):
-                yield line
-            yield Progress(status="verifying sha256 digest")
-            yield Progress(status="writing manifest")
-            await asyncio.to_thread(_commit, store, name, digest, lock)
+        chosen = choose_files(await lister.list_files(), name.tag, repo)
     finally:
-        await client.aclose()
+        await lister.aclose()
+    unverifiable = [f.path for f in chosen if f.sha256 is None]
+    if unverifiable:
+        raise RegistryError(
+            f"hf.co/{repo}: the listing gives no sha256 for {unverifiable[0]}, so it cannot be "
+            "verified; corral only pulls LFS-stored GGUFs"
+        )
+    layers = [
+        Layer(media_type=MediaType.MODEL, digest=f"sha256:{f.sha256}", size=f.size) for f in chosen
+    ]
+    by_digest = {layer.digest: f.path for layer, f in zip(layers, chosen, strict=True)}
+
+    def client() -> HFClient:
+        return HFClient(repo, transport=transport, read_timeout=timeout, files=by_digest)
+
+    store = puller.store
+    async with puller.holding(layers):
+        async for line in puller.download(layers, client):
+            yield line
+        yield Progress(status="verifying sha256 digest")
+        digest = layers[0].digest
+        if len(layers) > 1:
+            yield Progress(status=f"joining {len(layers)} split GGUF files")
+            parts = [(path, d) for d, path in by_digest.items()]
+            digest = await asyncio.to_thread(merge, store.blobs, parts)
+        yield Progress(status="writing manifest")
+        with puller.pinned(digest):
+            write = partial(_write, store, name, digest)
+            await asyncio.to_thread(puller.commit, name, {digest}, write)
+    if len(layers) > 1:
+        await asyncio.to_thread(puller.drop, set(by_digest))  # the parts, now joined
     yield Progress(status="success")
 
 
-async def _download(
-    store: Store, client: HFClient, chosen: HFFile, digest: str, options: DownloadOptions
-) -> AsyncIterator[Progress]:
-    status = f"pulling {digest[7:19]}"
-    done = 0
-    queue: asyncio.Queue[int] = asyncio.Queue()
-
-    def progress(n: int) -> None:
-        queue.put_nowait(n)
-
-    task = asyncio.create_task(
-        download_blob(client, store.blobs, digest, chosen.size, progress, options)
-    )
-    try:
-        while not task.done() or not queue.empty():
-            try:
-                done += await asyncio.wait_for(queue.get(), timeout=0.2)
-                while not queue.empty():
-                    done += queue.get_nowait()
-            except TimeoutError:
-                continue
-            yield Progress(
-                status=status, digest=digest, total=chosen.size, completed=min(done, chosen.size)
-            )
-        task.result()
-    finally:
-        if not task.done():
-            task.cancel()  # the partial file stays for a resume
-
-
-def _commit(store: Store, name: ModelName, digest: str, lock: threading.Lock) -> None:
-    """The manifest, last: model layer, the GGUF's chat template, config blob."""
-    with lock:
-        template = read_gguf(store.blobs.path(digest)).chat_template
-        text = {MediaType.TEMPLATE: template} if template else None
-        create_model(store, name, digest, text_layers=text)
+def _write(store: Store, name: ModelName, digest: str) -> None:
+    """The manifest: model layer, the GGUF's chat template, config blob."""
+    template = read_gguf(store.blobs.path(digest)).chat_template
+    text = {MediaType.TEMPLATE: template} if template else None
+    create_model(store, name, digest, text_layers=text)

