@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -86,6 +87,9 @@ class ProxyConfig:
     rate: float | None = None  # bytes per second for blob bodies
     flip_at: int | None = None  # flip one byte at this offset of every blob body
     bearer: tuple[str, str] | None = None  # (user, password) the token realm accepts
+    drop_chance: float = 0.0  # per blob GET: drop the connection (before or mid-body)
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    drops: int = 0  # connections dropped so far
     blob_bytes: int = 0  # blob body bytes sent to clients
     blob_gets: int = 0
     token_requests: list[str] = field(default_factory=list)
@@ -124,6 +128,17 @@ class _Handler(BaseHTTPRequestHandler):
                 scope = "repository:library/x:pull"
                 challenge = f'Bearer realm="{realm}",service="corral-test",scope="{scope}"'
                 return self._reply(401, b'{"errors":[]}', {"WWW-Authenticate": challenge})
+        is_blob = self.command == "GET" and "/blobs/sha256:" in self.path
+        cut_at: int | None = None
+        if is_blob and cfg.drop_chance:
+            with cfg.lock:
+                dropping = cfg.rng.random() < cfg.drop_chance
+                if dropping:
+                    cfg.drops += 1
+                    cut_at = cfg.rng.choice([0, cfg.rng.randrange(1, 4 << 20)])
+            if cut_at == 0:  # no answer at all
+                self.close_connection = True
+                return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization",)}
         upstream = http.client.HTTPConnection(cfg.upstream, timeout=60)
         upstream.request(self.command, self.path, body=body, headers=headers)
@@ -133,7 +148,6 @@ class _Handler(BaseHTTPRequestHandler):
             if k.lower() not in ("connection", "transfer-encoding"):
                 self.send_header(k, v)
         self.end_headers()
-        is_blob = self.command == "GET" and "/blobs/sha256:" in self.path
         if is_blob:
             with cfg.lock:
                 cfg.blob_gets += 1
@@ -147,6 +161,10 @@ class _Handler(BaseHTTPRequestHandler):
                 ):
                     i = cfg.flip_at - offset
                     chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1 :]
+                if cut_at is not None and offset + len(chunk) > cut_at:
+                    self.wfile.write(chunk[: cut_at - offset])
+                    self.close_connection = True  # mid-body: the client sees a short read
+                    return
                 self.wfile.write(chunk)
                 offset += len(chunk)
                 if is_blob:

@@ -39,6 +39,8 @@ def test_pull_shows_progress_and_sends_insecure(capsys: pytest.CaptureFixture[st
     ]
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/fit":  # the fit warning (tests/cli/test_fit.py)
+            return httpx.Response(404, json={"error": "not here"})
         bodies.append(json.loads(request.content))
         assert request.url.path == "/api/pull"
         return httpx.Response(200, content="".join(json.dumps(x) + "\n" for x in lines))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -29,7 +30,13 @@ from typing import Protocol
 
 import httpx
 
-from corral.errors import CorruptBlob, ManifestUnknown, RegistryAuthError, RegistryError
+from corral.errors import (
+    CorruptBlob,
+    InsufficientDiskSpace,
+    ManifestUnknown,
+    RegistryAuthError,
+    RegistryError,
+)
 from corral.observe import NULL_OBSERVER, Observer
 from corral.store.atomic import fsync_dir, write_atomic
 from corral.store.blobs import BlobStore
@@ -106,11 +113,44 @@ class PartialBlob:
 
     def save(self) -> None:
         state = {"size": self.size, "parts": [[p.start, p.end, p.done] for p in self.parts]}
-        write_atomic(self.state_path, json.dumps(state).encode())
+        data = json.dumps(state).encode()
+        try:
+            write_atomic(self.state_path, data)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.state_path.is_file():
+                raise
+            # A full disk has no room for a new file, but the old one's block can be
+            # rewritten: keep what was downloaded resumable. (A torn write can only lose
+            # the resume; the bytes are verified by their sha256 anyway.)
+            fd = os.open(self.state_path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, data, 0)
+                os.ftruncate(fd, len(data))
+            finally:
+                os.close(fd)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
         self.state_path.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    """pwrite may write less than asked (a disk filling up): only whole chunks count."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _disk_full(exc: BaseException, partial: PartialBlob) -> BaseException:
+    """ENOSPC / EDQUOT as the typed error that says what happened and what is kept."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientDiskSpace(
+            f"the disk filled up while downloading {partial.digest[:19]} into "
+            f"{partial.path.parent} ({partial.completed} of {partial.size} bytes written); "
+            "nothing was added to the store: free some space and pull again to resume"
+        )
+    return exc
 
 
 class PrefixHasher:
@@ -193,7 +233,7 @@ async def _fetch_part(
                         chunk, skip = chunk[cut:], skip - cut
                     chunk = chunk[: part.remaining]
                     if chunk:
-                        await asyncio.to_thread(os.pwrite, fd, chunk, part.start + part.done)
+                        await asyncio.to_thread(_write_all, fd, chunk, part.start + part.done)
                         part.done += len(chunk)
                         progress(len(chunk))
                         options.observer.pull_bytes(len(chunk))
@@ -265,7 +305,9 @@ async def download_blob(
         await asyncio.to_thread(os.fsync, fd)
     except BaseExceptionGroup as group_error:
         # One part's failure cancels its siblings: report the first real reason.
-        raise group_error.exceptions[0] from None
+        raise _disk_full(group_error.exceptions[0], partial) from None
+    except OSError as exc:
+        raise _disk_full(exc, partial) from None
     finally:
         os.close(fd)
         with contextlib.suppress(OSError):
