@@ -260,8 +260,37 @@ async def test_legacy_modelfile(manager: ModelManager, store: Store, smollm2_pat
     await run(manager, model="by-digest", modelfile=f"FROM @{digest}\n", system="explicit wins")
     assert store.get("by-digest").model_digest == digest
     assert store.get("by-digest").system == "explicit wins"
-    await run(manager, model="by-path", modelfile=f"FROM {smollm2_path}\n")  # a local server's path
+    # A path on the server: only inside CORRAL_IMPORT_DIRS.
+    local = ModelManager(store, import_dirs=[smollm2_path.parent])
+    await run(local, model="by-path", modelfile=f"FROM {smollm2_path}\n")
     assert store.get("by-path").model_digest == digest
+
+
+async def test_modelfile_paths_stay_inside_the_import_dirs(
+    store: Store, smollm2_path: Path, tmp_path: Path
+) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "escape.gguf").symlink_to(smollm2_path)  # a link out of the allowed folder
+    manager = ModelManager(store, import_dirs=[allowed])
+    refused = [
+        str(smollm2_path),  # elsewhere
+        str(allowed / ".." / ".." / smollm2_path.relative_to("/")),  # climbing out
+        str(allowed / "escape.gguf"),  # a symlink resolves outside
+        "/etc/passwd",
+    ]
+    for path in refused:
+        with pytest.raises(BadRequest, match="CORRAL_IMPORT_DIRS"):
+            await run(manager, model="x", modelfile=f"FROM {path}\n")
+    with pytest.raises(BadRequest, match="no such file"):
+        await run(manager, model="x", modelfile=f"FROM {allowed / 'missing.gguf'}\n")
+    (allowed / "notes.gguf").write_text("not a model")
+    with pytest.raises(BadRequest, match="not in GGUF format"):
+        await run(manager, model="x", modelfile=f"FROM {allowed / 'notes.gguf'}\n")
+    assert store.manifests.get(parse_name("x")) is None
+    # The default: no directory at all.
+    with pytest.raises(BadRequest, match=r"now: none"):
+        await run(ModelManager(store), model="x", modelfile=f"FROM {smollm2_path}\n")
 
 
 # -- show's Modelfile round trip ----------------------------------------------------------

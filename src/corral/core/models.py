@@ -20,7 +20,7 @@ import re
 import threading
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -225,9 +225,13 @@ class ModelManager:
         noprune: bool = False,
         llama_server: Path | None = None,
         quantize_binary: Path | None = None,
+        import_dirs: Sequence[Path] = (),
     ) -> None:
         self.store = store
         self.noprune = noprune
+        # Where a Modelfile's FROM may point on this machine (CORRAL_IMPORT_DIRS), resolved
+        # once: a remote client must not make the server read its files.
+        self.import_dirs = [Path(os.path.realpath(d.expanduser())) for d in import_dirs]
         self.quantizer = Quantizer(llama_server=llama_server, binary=quantize_binary)
         self._lock = threading.Lock()  # manifest writes vs pruning
         self._pins: Counter[str] = Counter()  # digests held by creates in progress
@@ -440,10 +444,19 @@ class ModelManager:
             digest = parse_digest(value[1:])
             return f"{digest.replace(':', '-')}.gguf", digest
         path = Path(value).expanduser()
-        if path.is_absolute() and path.is_file():
-            request_gguf(path)
-            return path.name, self.store.blobs.import_file(path)
-        return None
+        if not path.is_absolute():
+            return None  # a model name
+        real = Path(os.path.realpath(path))  # symlinks and .. resolved before the check
+        if not any(real.is_relative_to(d) for d in self.import_dirs):
+            allowed = ", ".join(map(str, self.import_dirs)) or "none"
+            raise BadRequest(
+                f"FROM {value}: the server imports files by path only from CORRAL_IMPORT_DIRS "
+                f"(now: {allowed}); upload the file as a blob instead (corral create does)"
+            )
+        if not real.is_file():
+            raise BadRequest(f"FROM {value}: no such file on the server")
+        request_gguf(real)
+        return path.name, self.store.blobs.import_file(real)
 
     def _base_params(self, base: list[Layer]) -> dict[str, Any]:
         for layer in base:
