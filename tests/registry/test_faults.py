@@ -7,6 +7,7 @@ in the store (and the partial file kept, so the next pull resumes).
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import threading
 import time
@@ -135,3 +136,55 @@ def test_api_reports_a_full_disk_as_a_clear_error(
     error = response.json()["error"]
     assert "not enough disk space" in error and "bytes are free" in error
     assert not list((small_disk / "models" / "manifests").glob("**/*.*"))
+
+
+def test_server_killed_mid_pull_resumes_after_restart(
+    published: str, registry: Registry, tmp_path: Path
+) -> None:
+    """``kill -9`` of ``corral serve`` while /api/pull runs; a new server, the same pull."""
+    import signal
+
+    import httpx
+
+    from tests.live import start_server
+
+    home = tmp_path / "home"
+    env = {"CORRAL_NO_DEFAULT_MODEL": "1"}
+    digest = size = None
+    with Proxy(ProxyConfig(registry.host, rate=8e6)) as slow:
+        name = published.replace(registry.host, slow.host)
+        server = start_server(home, **env)
+        try:
+            with httpx.stream(
+                "POST", server.url + "/api/pull", json={"model": name}, timeout=60
+            ) as response:
+                for raw in response.iter_lines():
+                    line = json.loads(raw)
+                    if line.get("total", 0) > 50_000_000:
+                        digest, size = line["digest"], line["total"]
+                        if line.get("completed", 0) >= size * 0.3:
+                            server.stop(signal.SIGKILL)
+                            break
+        except httpx.HTTPError:
+            pass  # the connection died with the server
+        finally:
+            server.stop(signal.SIGKILL)
+    assert digest is not None and size is not None
+    blobs = home / "models" / "blobs"
+    assert not (blobs / digest.replace(":", "-")).exists()
+    assert (blobs / f"{digest.replace(':', '-')}-partial").exists()
+
+    with Proxy(ProxyConfig(registry.host)) as counting:
+        name = published.replace(registry.host, counting.host)
+        server = start_server(home, **env)
+        try:
+            response = httpx.post(
+                server.url + "/api/pull", json={"model": name, "stream": False}, timeout=120
+            )
+            assert response.json() == {"status": "success"}
+            tags = httpx.get(server.url + "/api/tags").json()["models"]
+            assert [m["name"] for m in tags] == [name]
+        finally:
+            assert server.stop() in (0, -signal.SIGTERM)
+        assert counting.cfg.blob_bytes < size * 0.8  # the parts written before the kill stayed
+    assert sha256_file(blobs / digest.replace(":", "-")) == digest
