@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -41,15 +41,22 @@ from corral.observe import NULL_OBSERVER, Observer
 from corral.store.atomic import fsync_dir, write_atomic
 from corral.store.blobs import BlobStore
 
-__all__ = ["BlobClient", "DownloadOptions", "Part", "PartialBlob", "download_blob"]
+__all__ = ["BlobBody", "BlobClient", "DownloadOptions", "Part", "PartialBlob", "download_blob"]
+
+
+class BlobBody(Protocol):
+    """The part of a streamed response the downloader reads (an httpx.Response is one)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]: ...
 
 
 class BlobClient(Protocol):
     """Where blob bytes come from: an OCI registry, or a Hugging Face file."""
 
-    def blob(
-        self, digest: str, start: int, end: int
-    ) -> AbstractAsyncContextManager[httpx.Response]: ...
+    def blob(self, digest: str, start: int, end: int) -> AbstractAsyncContextManager[BlobBody]: ...
 
     async def aclose(self) -> None: ...
 

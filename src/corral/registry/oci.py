@@ -2,8 +2,13 @@
 
 Manifests are fetched with the Docker v2 schema 2 and OCI Accept headers (the registry
 answers 404 for a schema-2 manifest without one), blobs follow redirects to blob storage
-(httpx drops our Authorization on a cross-origin hop), and every request goes through the
+(our Authorization is dropped on a cross-origin hop), and every request goes through the
 401-challenge flow of :class:`~corral.registry.auth.RegistryAuth`.
+
+Blob bodies are read with aiohttp, everything else with httpx: receiving a 253 MB blob over
+loopback cost 0.37 s of CPU through httpx and 0.10 s through aiohttp (its C parser and
+buffers), and on a 2-core machine that CPU is the download's speed. With an injected httpx
+``transport`` (tests, custom networking) blobs go through it too.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 from corral.errors import ManifestUnknown, RegistryAuthError, RegistryError
 from corral.registry.auth import RegistryAuth
 from corral.registry.credentials import Credential
+from corral.registry.download import BlobBody
 from corral.registry.sources import Reference, is_loopback
 from corral.store.manifests import MediaType
 
@@ -27,6 +34,47 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MANIFEST_ACCEPT = f"{MediaType.MANIFEST}, {OCI_MANIFEST}"
 OCTET = "application/octet-stream"
 CHUNK = 32 << 20  # uploads bigger than this go as PATCH chunks of this size
+
+
+class _AiohttpBody:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(chunk_size or 1 << 20):
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RegistryError(f"blob download interrupted: {exc!r}") from exc
+
+
+async def _follow(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str]
+) -> aiohttp.ClientResponse:
+    """GET with redirects followed by hand: Authorization never leaves the registry's origin."""
+    origin = httpx.URL(url)
+    target = origin
+    for _ in range(10):
+        same = (target.scheme, target.host, target.port) == (
+            origin.scheme,
+            origin.host,
+            origin.port,
+        )
+        sent = headers if same else {k: v for k, v in headers.items() if k != "Authorization"}
+        try:
+            response = await session.get(str(target), headers=sent, allow_redirects=False)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RegistryError(f"registry {origin.host}: {exc!r}") from exc
+        if response.status not in (301, 302, 303, 307, 308):
+            return response
+        location = response.headers.get("Location", "")
+        response.release()
+        target = target.join(location)
+    raise RegistryError(f"registry {origin.host}: too many redirects")
 
 
 def _fail(response: httpx.Response, what: str) -> RegistryError:
@@ -50,6 +98,9 @@ class OCIClient:
     ) -> None:
         self.ref = ref
         self.auth = RegistryAuth(ref.host, credential)
+        self._transport = transport
+        self._read_timeout = read_timeout
+        self._session: aiohttp.ClientSession | None = None  # for blob bodies, made on first use
         self._http = httpx.AsyncClient(
             base_url=ref.base_url,
             transport=transport,
@@ -61,6 +112,8 @@ class OCIClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     def _path(self, kind: str, ref: str) -> str:
         return f"/v2/{self.ref.repository}/{kind}/{ref}"
@@ -104,17 +157,65 @@ class OCIClient:
         return response.content, response.headers.get("Content-Type", MediaType.MANIFEST)
 
     @asynccontextmanager
-    async def blob(self, digest: str, start: int, end: int) -> AsyncIterator[httpx.Response]:
+    async def blob(self, digest: str, start: int, end: int) -> AsyncIterator[BlobBody]:
         """Bytes ``start..end`` (inclusive) of a blob, streamed; 206 expected."""
         headers = {"Range": f"bytes={start}-{end}"}
+        what = f"pull blob {digest[:19]}"
+        if self._transport is None:
+            async with self._get_body(self._path("blobs", digest), headers, what) as body:
+                yield body
+            return
         response = await self.send("GET", self._path("blobs", digest), headers=headers, stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()
-                raise _fail(response, f"pull blob {digest[:19]}")
+                raise _fail(response, what)
             yield response
         finally:
             await response.aclose()
+
+    @asynccontextmanager
+    async def _get_body(
+        self, path: str, headers: dict[str, str], what: str
+    ) -> AsyncIterator[BlobBody]:
+        """A GET through aiohttp, with the same challenge flow as :meth:`send`."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=self._read_timeout),
+                trust_env=not is_loopback(self.ref.host),
+            )
+        url = str(self._http.base_url.join(path))
+        for _ in range(3):
+            probe = httpx.Request("GET", url)
+            self.auth.apply(probe)  # the credentials the next request carries
+            sent = (
+                {"Authorization": probe.headers["Authorization"]}
+                if probe.headers.get("Authorization")
+                else {}
+            )
+            response = await _follow(self._session, url, {**headers, **sent})
+            if response.status == 401:
+                challenge = response.headers.get("WWW-Authenticate", "")
+                response.release()
+                refused = httpx.Response(
+                    401, headers={"WWW-Authenticate": challenge}, request=probe
+                )
+                if await self.auth.answer(self._http, refused):
+                    continue
+                raise RegistryAuthError(f"{what}: 401 Unauthorized")
+            if response.status >= 400:
+                detail = (await response.text(errors="replace")).strip()[:300]
+                response.release()
+                message = f"{what}: {response.status} {response.reason or ''} {detail}".strip()
+                if response.status == 403:
+                    raise RegistryAuthError(message)
+                raise RegistryError(message)
+            try:
+                yield _AiohttpBody(response)
+            finally:
+                response.release()
+            return
+        raise RegistryAuthError(f"{what}: 401 Unauthorized (after answering the challenge)")
 
     async def has_blob(self, digest: str) -> bool:
         response = await self.send("HEAD", self._path("blobs", digest))
