@@ -26,6 +26,7 @@ differ from v1 in 64-bit counts; little-endian only).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
@@ -41,6 +42,7 @@ __all__ = [
     "format_parameter_size",
     "quantization_name",
     "read_gguf",
+    "read_gguf_bytes",
 ]
 
 GGUF_MAGIC = b"GGUF"
@@ -389,3 +391,14 @@ def read_gguf(path: str | Path) -> GGUFInfo:
     except (OSError, struct.error, ValueError, OverflowError, MemoryError) as exc:
         # UnicodeDecodeError is a ValueError; none of these should escape for bad input.
         raise GGUFError(f"cannot read GGUF file {path}: {exc}") from exc
+
+
+def read_gguf_bytes(data: bytes, name: str = "<bytes>") -> GGUFInfo:
+    """Parse a header held in memory, e.g. the first bytes of a blob fetched with a ranged
+    request; a header longer than ``data`` raises ``GGUFError`` like a truncated file."""
+    try:
+        return _parse(_Reader(io.BytesIO(data), len(data)), Path(name))
+    except GGUFError:
+        raise
+    except (struct.error, ValueError, OverflowError, MemoryError) as exc:
+        raise GGUFError(f"cannot read GGUF header of {name}: {exc}") from exc

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from corral.api.app import create_app
+from corral.cli.main import main
+from corral.client import Client
+from corral.config import Settings
 from corral.core.fit import estimate_memory
 from corral.gguf import read_gguf
+from corral.names import parse_name
 from corral.runner.discovery import find_llama_server
 from corral.runner.flags import server_args
 from corral.runner.process import free_port
 from corral.runner.protocol import LoadSpec
+from corral.store.create import import_gguf
+from corral.store.defaults import ensure_default_model
+from corral.store.models import Store
+from tests.fakes import FakeFactory
+from tests.live import serve_in_thread
 
 MIB = 1024 * 1024
 _BREAKDOWN = re.compile(r"- Host\s*\|\s*(\d+) =\s*(\d+) \+\s*(\d+) \+\s*(\d+)")
@@ -76,3 +89,60 @@ def test_estimate_within_20_percent_of_the_engine(
     assert estimate.total / MIB == pytest.approx(total, rel=0.2)
     assert estimate.kv_cache / MIB == pytest.approx(context, rel=0.2, abs=2)
     assert estimate.compute / MIB == pytest.approx(compute, rel=0.2, abs=2)
+
+
+# -- `corral fit` end to end: the CLI, the server's /api/fit, the engine's own report ----------
+
+
+@pytest.fixture(scope="module")
+def fit_server(tmp_path_factory: pytest.TempPathFactory, gemma_path: Path) -> Iterator[str]:
+    """A server (on this machine's real hardware probe) whose store holds both models."""
+    root = tmp_path_factory.mktemp("fit")
+    store = Store(root / "models")
+    assert ensure_default_model(store)
+    import_gguf(store, parse_name("gemma3-270m"), gemma_path)
+    settings = Settings(home=root / "home", models=root / "models")
+    with serve_in_thread(create_app(settings, engine_factory=FakeFactory())) as url:
+        yield url
+
+
+def corral_fit(url: str, *argv: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    status = main(["fit", *argv, "--json"], client_factory=lambda: Client(url))
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert status == (0 if report["fits"] else 1)
+    return report
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(
+    ("model", "name", "ctx", "parallel"),
+    [
+        ("smollm2", "smollm2:135m", 4096, 1),
+        ("smollm2", "smollm2:135m", 2048, 4),
+        ("gemma", "gemma3-270m", 4096, 1),
+        ("gemma", "gemma3-270m", 8192, 2),
+    ],
+)
+def test_corral_fit_within_20_percent_of_the_engine(
+    request: pytest.FixtureRequest,
+    fit_server: str,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    name: str,
+    ctx: int,
+    parallel: int,
+) -> None:
+    path: Path = request.getfixturevalue(f"{model}_path")
+    report = corral_fit(
+        fit_server, name, "--ctx", str(ctx), "--parallel", str(parallel), capsys=capsys
+    )
+    assert (report["source"], report["num_ctx"], report["num_parallel"]) == ("local", ctx, parallel)
+    total, weights, context, compute = engine_report(
+        LoadSpec(model_path=path, num_ctx=ctx, num_parallel=parallel)
+    )
+    estimate = report["estimate"]
+    assert estimate["total"] / MIB == pytest.approx(total, rel=0.2)
+    assert estimate["weights"] / MIB == pytest.approx(weights, rel=0.2)
+    assert estimate["kv_cache"] / MIB == pytest.approx(context, rel=0.2, abs=2)
+    assert estimate["compute"] / MIB == pytest.approx(compute, rel=0.2, abs=2)
+    assert report["ram"]["needed"] >= estimate["total"] - report["vram"]["needed"]

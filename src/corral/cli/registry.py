@@ -15,8 +15,9 @@ from corral.cli.main import CommandError
 
 if TYPE_CHECKING:
     from corral.cli.main import Context
+    from corral.client import Client
 
-__all__ = ["login", "logout", "pull", "push", "show_progress"]
+__all__ = ["login", "logout", "pull", "push", "show_progress", "warn_if_too_big"]
 
 
 def show_progress(chunks: Iterable[dict[str, Any]]) -> None:
@@ -54,8 +55,28 @@ def show_progress(chunks: Iterable[dict[str, Any]]) -> None:
                 bars.console.print(status)
 
 
+def warn_if_too_big(client: Client, model: str, *, insecure: bool) -> None:
+    """Say so (and go on) when the server's machine cannot run ``model`` (``POST /api/fit``:
+    the registry manifest and the GGUF header, before the download)."""
+    from corral.client import ClientError, ServerUnreachable
+
+    try:
+        report = client.fit(model, insecure=insecure or None)
+    except ServerUnreachable:
+        raise
+    except (ClientError, ValueError):
+        return  # no estimate (an older server, a Hugging Face model): the pull goes on
+    if isinstance(report, dict) and report.get("fits") is False:
+        print(
+            f"warning: {model} will not fit this server: {report.get('verdict')}; pulling anyway",
+            file=sys.stderr,
+        )
+
+
 def pull(args: argparse.Namespace, ctx: Context) -> int:
-    show_progress(ctx.client_factory().pull(args.model, insecure=args.insecure))
+    client = ctx.client_factory()
+    warn_if_too_big(client, args.model, insecure=args.insecure)
+    show_progress(client.pull(args.model, insecure=args.insecure))
     return 0
 
 

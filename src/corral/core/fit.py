@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from corral.gguf import GGUFInfo, SkippedArray
 from corral.runner.protocol import LoadSpec
 
-__all__ = ["GIB", "MemoryEstimate", "estimate_memory"]
+__all__ = ["GIB", "MemoryEstimate", "estimate_memory", "vocab_size"]
 
 GIB = 1024**3
 N_UBATCH = 512  # llama-server's default micro-batch
@@ -44,7 +44,7 @@ def _pad(n: int, to: int = 256) -> int:
     return -(-n // to) * to
 
 
-def _vocab_size(info: GGUFInfo) -> int:
+def vocab_size(info: GGUFInfo) -> int:
     tokens = info.metadata.get("tokenizer.ggml.tokens")
     if isinstance(tokens, SkippedArray):
         return tokens.count
@@ -77,5 +77,5 @@ def estimate_memory(info: GGUFInfo, weights_bytes: int, spec: LoadSpec) -> Memor
     n_ff = max(n_ff) if isinstance(n_ff, list) else int(n_ff or 4 * n_embd)
     compute = n_ubatch * (4 * n_ff + 6 * n_embd) * _F32
     if spec.embedding:
-        compute += n_ubatch * _vocab_size(info) * _F32
+        compute += n_ubatch * vocab_size(info) * _F32
     return MemoryEstimate(weights=weights_bytes, kv_cache=kv_cache, compute=compute)

@@ -1,4 +1,4 @@
-"""What this machine has, read from the kernel: memory now; CPUs and GPUs come with `corral info`.
+"""RAM: total and available, read from the kernel.
 
 Inside a container the cgroup limit counts, not the host's RAM: a 2 GiB container on a
 64 GiB host has 2 GiB.

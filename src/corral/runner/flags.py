@@ -33,7 +33,10 @@ def server_args(spec: LoadSpec, port: int) -> list[str]:
     if spec.num_batch:
         args += ["-b", str(spec.num_batch)]
     if spec.num_gpu is not None:
-        args += ["-ngl", str(spec.num_gpu)]
+        # An explicit layer count (ours or the user's): the engine's own --fit must not move it.
+        args += ["-ngl", str(spec.num_gpu), "--fit", "off"]
+    if spec.tensor_split:
+        args += ["--tensor-split", ",".join(map(str, spec.tensor_split))]
     if spec.main_gpu is not None:
         args += ["-mg", str(spec.main_gpu)]
     if not spec.use_mmap:

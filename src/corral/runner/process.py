@@ -165,6 +165,9 @@ class LlamaServerProcess:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_pdeathsig_preexec(),
+                # CUDA numbers GPUs fastest-first by default, NVML (our inventory, hence
+                # --tensor-split and -mg) by PCI bus: make the engine count as we do.
+                env={"CUDA_DEVICE_ORDER": "PCI_BUS_ID", **os.environ},
             )
         except OSError as exc:
             raise EngineStartError(f"cannot start {binary} for {label}: {exc}") from exc

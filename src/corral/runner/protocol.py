@@ -22,6 +22,7 @@ class LoadSpec:
     num_batch: int | None = None
     num_gpu: int | None = None  # layers to offload; None = engine default
     main_gpu: int | None = None
+    tensor_split: tuple[int, ...] | None = None  # layers per GPU when split across several
     num_thread: int | None = None
     use_mmap: bool = True
     projector_path: Path | None = None

@@ -1,0 +1,109 @@
+"""What the engine build can run on: its ggml backends and the devices it sees.
+
+``llama-server --list-devices`` prints one line per device it can offload to, e.g.
+``  CUDA0: NVIDIA H100 80GB HBM3 (81559 MiB, 80994 MiB free)``, and ``(none)`` for a CPU-only
+build; the backends are the ``libggml-<name>.so`` libraries shipped beside the binary (or
+the build's lib directory).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.runner.discovery import engine_version
+
+__all__ = [
+    "EngineDevice",
+    "EngineInfo",
+    "device_backends",
+    "engine_backends",
+    "engine_devices",
+    "engine_info",
+    "parse_devices",
+]
+
+MIB = 1024 * 1024
+_DEVICE = re.compile(r"^\s*([A-Za-z]+\d*):\s*(.*?)\s*\((\d+) MiB,\s*(\d+) MiB free\)\s*$")
+_BACKEND_LIB = re.compile(r"^libggml-([a-z0-9]+)(?:-[a-z0-9_]+)?\.(?:so|dylib|dll)")
+_NOT_BACKENDS = {"base"}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineDevice:
+    id: str  # CUDA0, ROCm0, Vulkan0, Metal ...
+    name: str
+    total: int  # bytes
+    free: int
+
+    @property
+    def backend(self) -> str:
+        return re.sub(r"\d+$", "", self.id).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    path: Path
+    version: str
+    backends: tuple[str, ...]
+    devices: tuple[EngineDevice, ...]
+
+
+def parse_devices(output: str) -> list[EngineDevice]:
+    devices = []
+    for line in output.splitlines():
+        match = _DEVICE.match(line)
+        if match:
+            dev_id, name, total, free = match.groups()
+            devices.append(EngineDevice(dev_id, name, int(total) * MIB, int(free) * MIB))
+    return devices
+
+
+def engine_devices(path: Path) -> list[EngineDevice]:
+    """``--list-devices``: the GPUs (and other accelerators) this build can offload to."""
+    try:
+        proc = subprocess.run(
+            [str(path), "--list-devices"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_devices(proc.stdout + "\n" + proc.stderr)
+
+
+def engine_backends(path: Path) -> list[str]:
+    """ggml backends shipped with the binary: ``cpu``, ``cuda``, ``hip``, ``vulkan`` ..."""
+    found: set[str] = set()
+    for folder in {path.resolve().parent, path.resolve().parent.parent / "lib"}:
+        if not folder.is_dir():
+            continue
+        for lib in folder.iterdir():
+            match = _BACKEND_LIB.match(lib.name)
+            if match and match.group(1) not in _NOT_BACKENDS:
+                found.add(match.group(1))
+    return sorted(found)
+
+
+@functools.cache
+def device_backends(path: Path) -> frozenset[str]:
+    """Backends of the devices this build can offload to (``cuda``, ``rocm``, ``vulkan``);
+    empty for a CPU-only build. Cached per binary: it starts the engine once."""
+    return frozenset(d.backend for d in engine_devices(path))
+
+
+def engine_info(path: Path) -> EngineInfo:
+    devices = engine_devices(path)
+    backends = {*engine_backends(path), *(d.backend for d in devices), "cpu"}
+    return EngineInfo(
+        path=path,
+        version=engine_version(path),
+        backends=tuple(sorted(backends)),
+        devices=tuple(devices),
+    )
