@@ -5,6 +5,7 @@ GGUF headers are read once per blob (they never change: blobs are content-addres
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ def _supports_tools(template: str) -> bool:
 class Catalog:
     def __init__(self) -> None:
         self._gguf: dict[Path, GGUFInfo] = {}
+        # Set by the app factory: the memory estimate /api/show adds (corral.api.system).
+        self.fit: Callable[[LocalModel], dict[str, Any]] | None = None
 
     def gguf(self, model: LocalModel) -> GGUFInfo:
         info = self._gguf.get(model.model_path)
@@ -118,6 +121,8 @@ class Catalog:
             result["system"] = model.system
         if model.messages:
             result["messages"] = model.messages
+        if self.fit is not None:
+            result["fit"] = self.fit(model)
         return result
 
     def running(self, engines: list[LoadedModel]) -> dict[str, Any]:
@@ -134,6 +139,6 @@ class Catalog:
             "digest": model.digest,
             "details": self.details(model).model_dump(),
             "expires_at": iso(expires),
-            "size_vram": 0,  # CPU engines; GPU offload accounting comes with the fit work
+            "size_vram": sum(e.vram for e in engines),  # what the offload plan placed
             "context_length": generation.spec.num_ctx,
         }

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from corral.core.fit import GIB
+from corral.core.offload import LoadPlan
 from corral.errors import EngineCrashed, InsufficientMemory, ServerBusy
 from corral.hardware import MemoryProbe
+from corral.observe import NULL_OBSERVER, Observer
 from corral.runner.protocol import Engine, EngineFactory, LoadSpec
 from corral.store.models import LocalModel
 
@@ -43,13 +45,14 @@ class LoadedModel:
     last_used: float = 0.0
     expires_at: datetime | None = None
     closed: bool = False
-    memory: int = 0  # estimated bytes, when memory-fit admission is on
+    memory: int = 0  # estimated bytes in RAM, when memory-fit admission is on
+    vram: int = 0  # estimated bytes placed on GPUs (automatic offload)
     _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
         """Memory in use as /api/ps reports it: the estimate, else the files' size."""
-        return self.memory or self.model.size
+        return (self.memory + self.vram) or self.model.size
 
 
 @dataclass(slots=True)
@@ -71,9 +74,15 @@ class Scheduler:
         max_queue: int,
         memory: MemoryProbe | None = None,
         estimate: Callable[[LocalModel, LoadSpec], int] | None = None,
+        plan: Callable[[LocalModel, LoadSpec], LoadPlan] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
-        """``memory`` and ``estimate`` enable memory-fit admission (both or neither)."""
+        """``memory`` and ``estimate`` enable memory-fit admission (both or neither);
+        ``plan`` (GPU offload) decides the engine's spec and splits the estimate between
+        RAM and VRAM (see :mod:`corral.core.offload`)."""
+        self._plan = plan
+        self._observer = observer  # engine starts and crashes (metrics)
         self._factory = engine_factory
         self._memory = memory
         self._estimate = estimate
@@ -88,6 +97,11 @@ class Scheduler:
 
     def running(self) -> list[LoadedModel]:
         return [m for m in self._loaded if not m.closed]
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for a model to load or for a free slot."""
+        return self._waiting
 
     @contextlib.asynccontextmanager
     async def acquire(
@@ -150,9 +164,11 @@ class Scheduler:
                     break
                 if not await self._evict_idle():
                     await self._wait_for_change()
-            required = await self._make_room(model, spec)
+            plan = await self._place(model, spec)
+            required = await self._make_room(model, spec, plan)
             log.info("loading %s", spec.label)
-            engine = await self._factory(spec)
+            engine = await self._factory(spec if plan is None else plan.spec)
+            self._observer.engine_started(model.name.display)
             loaded = LoadedModel(
                 model=model,
                 spec=spec,
@@ -161,6 +177,7 @@ class Scheduler:
                 keep_alive=keep_alive,
                 last_used=self._clock(),
                 memory=required,
+                vram=0 if plan is None else plan.vram,
             )
             self._loaded.append(loaded)
             return loaded, True
@@ -173,11 +190,24 @@ class Scheduler:
         await self._unload(min(idle, key=lambda m: m.last_used))
         return True
 
-    async def _make_room(self, model: LocalModel, spec: LoadSpec) -> int:
+    async def _place(self, model: LocalModel, spec: LoadSpec) -> LoadPlan | None:
+        """The offload plan; idle engines holding VRAM are evicted while layers don't fit."""
+        if self._plan is None:
+            return None
+        plan = await asyncio.to_thread(self._plan, model, spec)  # the GPU probe may shell out
+        while plan.gpu_short:
+            on_gpu = [m for m in self.running() if m.active == 0 and m.vram]
+            if not on_gpu:
+                break
+            await self._unload(min(on_gpu, key=lambda m: m.last_used))
+            plan = await asyncio.to_thread(self._plan, model, spec)
+        return plan
+
+    async def _make_room(self, model: LocalModel, spec: LoadSpec, plan: LoadPlan | None) -> int:
         """Evict idle engines until ``model`` fits in free memory; fail fast if it never can."""
         if self._memory is None or self._estimate is None:
             return 0
-        required = self._estimate(model, spec)
+        required = self._estimate(model, spec) if plan is None else plan.ram
         while True:
             available = self._memory().available
             if required <= available:
@@ -217,6 +247,7 @@ class Scheduler:
         loaded.last_used = self._clock()
         if dead and not loaded.closed:
             log.warning("engine for %s stopped; it will be reloaded on next use", loaded.spec.label)
+            self._observer.engine_crashed(loaded.model.name.display)
             await self._unload(loaded)
         elif loaded.active == 0 and not loaded.closed:
             self._start_timer(loaded)
@@ -284,6 +315,7 @@ class Scheduler:
                 misses[id(loaded)] = misses.get(id(loaded), 0) + 1
                 if not loaded.engine.is_alive() or misses[id(loaded)] >= failures:
                     log.warning("engine for %s is not answering; unloading it", loaded.spec.label)
+                    self._observer.engine_crashed(loaded.model.name.display)
                     misses.pop(id(loaded), None)
                     await self._unload(loaded)
                     await self._notify()

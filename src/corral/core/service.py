@@ -25,6 +25,7 @@ from corral.core.scheduler import Lease, LoadedModel, Scheduler
 from corral.durations import parse_keep_alive
 from corral.errors import UnsupportedFeature
 from corral.modelfile import show_modelfile
+from corral.observe import NULL_OBSERVER, Observer, observed
 from corral.runner.protocol import Delta, GenerationParams
 from corral.store.models import LocalModel, Store
 from corral.types import (
@@ -44,9 +45,15 @@ __all__ = ["Service", "collect_chat", "collect_generate"]
 
 class Service:
     def __init__(
-        self, settings: Settings, store: Store, scheduler: Scheduler, catalog: Catalog | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        scheduler: Scheduler,
+        catalog: Catalog | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self.settings = settings
+        self.observer = observer  # time to first token and token counts (metrics)
         self.store = store
         self.scheduler = scheduler
         self.catalog = catalog or Catalog()
@@ -148,6 +155,7 @@ class Service:
                 stream = lease.engine.complete(prompt, params)
             else:
                 stream = lease.engine.chat(engine_messages(native), params, request.tools)
+            stream = observed(stream, self.observer, model.name.display, started)
             async with contextlib.aclosing(stream):
                 async for delta in stream:
                     content = calls.feed(delta.content) if calls else delta.content
@@ -232,6 +240,7 @@ class Service:
                 stream = engine.complete(prompt, params)
             else:
                 stream = engine.chat(engine_messages(messages), params, None)
+            stream = observed(stream, self.observer, model.name.display, started)
             answer: list[str] = []
             async with contextlib.aclosing(stream):
                 async for delta in stream:
