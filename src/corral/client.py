@@ -198,6 +198,14 @@ class Client:
     def ps(self) -> dict[str, Any]:  # GET /api/ps: the loaded models
         return self._json("GET", "/api/ps")
 
+    def info(self) -> dict[str, Any]:  # GET /api/info: the server's machine, engine, settings
+        return self._json("GET", "/api/info")
+
+    def fit(self, model: str, **options: Any) -> dict[str, Any]:
+        """POST /api/fit: will ``model`` (local or in its registry) fit the server's machine?
+        ``options``: num_ctx, num_parallel, num_gpu, insecure (None values are left out)."""
+        return self._json("POST", "/api/fit", {"model": model, **_drop_none(options)})
+
     def show(self, model: str, *, verbose: bool = False, **extra: Any) -> dict[str, Any]:
         """``POST /api/show``; ``verbose`` adds all metadata; ``extra``: ``system``, ``options``
         (a chat session's, as ``ollama run``'s ``/show`` sends them; empty ones are left out)."""

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         validation_alias=_env("NUM_THREADS"),
         description="CPU threads per engine (default: the engine's choice).",
     )
+    gpu_overhead: int = Field(
+        0,
+        ge=0,
+        validation_alias=_env("GPU_OVERHEAD", "OLLAMA_GPU_OVERHEAD"),
+        description="VRAM bytes per GPU kept free when choosing how many layers to offload.",
+    )
     llama_server: Path | None = Field(
         None,
         validation_alias=_env("LLAMA_SERVER"),
@@ -119,6 +125,12 @@ class Settings(BaseSettings):
         default_factory=list,
         validation_alias=_env("ALLOWED_HOSTS"),
         description="Extra Host header names accepted when bound to loopback, comma-separated.",
+    )
+    import_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("IMPORT_DIRS"),
+        description="Directories on the server whose GGUF files a Modelfile sent to /api/create "
+        "may name by path (comma-separated); none by default: clients upload files as blobs.",
     )
     max_body_bytes: int = Field(
         100 * 1024 * 1024,
@@ -150,13 +162,28 @@ class Settings(BaseSettings):
         validation_alias=_env("MAX_IMAGE_BYTES"),
         description="Largest image (decoded bytes) in a request.",
     )
+    webui_auth: bool = Field(
+        True,
+        validation_alias=_env("WEBUI_AUTH"),
+        description="Web UI sign-in (false: single-user local mode, no accounts).",
+    )
+    provision: Path | None = Field(
+        None,
+        validation_alias=_env("PROVISION"),
+        description="YAML file of models to pull/create at start-up (docs/deploy.md).",
+    )
+    pull: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("PULL"),
+        description="Models to pull at start-up, comma-separated (ready once present).",
+    )
     log_level: str = Field(
         "info",
         validation_alias=_env("LOG_LEVEL"),
         description="Log level: debug, info, warning, error.",
     )
 
-    @field_validator("origins", "allowed_hosts", mode="before")
+    @field_validator("origins", "allowed_hosts", "import_dirs", "pull", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -29,6 +29,7 @@ def test_python_m_corral_version() -> None:
 
 COMMANDS = {
     "serve": "Start the server",
+    "provision": "Pull and create the models a file lists, then exit",
     "create": "Create a model from a Modelfile",
     "show": "Show information for a model",
     "run": "Run a model",
@@ -41,7 +42,10 @@ COMMANDS = {
     "push": "Push a model to a registry",
     "login": "Store credentials for a registry",
     "logout": "Remove stored credentials for a registry",
+    "bench": "Benchmark an Ollama- or OpenAI-compatible endpoint",
     "health": "Exit 0 when the server is ready, 1 otherwise",
+    "info": "Show the server's hardware, engine, store and settings",
+    "fit": "Say whether a model fits the server's RAM and VRAM",
     "help": "Help about any command",
 }
 

@@ -10,9 +10,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from corral import __version__
-from corral.api import health, models, ollama, registry
+from corral.api import health, models, ollama, registry, system
 from corral.api.errors import install_error_handlers
 from corral.api.health import Readiness
+from corral.api.metrics import Metrics, install_metrics
 from corral.api.openai import install_openai_error_rendering
 from corral.api.openai import router as openai_router
 from corral.api.security import install_security
@@ -20,13 +21,25 @@ from corral.config import Settings
 from corral.core.catalog import Catalog
 from corral.core.fit import estimate_memory
 from corral.core.models import ModelManager
+from corral.core.offload import Offloader
 from corral.core.scheduler import Scheduler
 from corral.core.service import Service
-from corral.hardware import MemoryProbe, read_memory
+from corral.core.sysinfo import engine_gpus
+from corral.hardware import Hardware, MemoryProbe
+from corral.provision import (
+    STATE_FILE,
+    Provisioner,
+    ServerBackend,
+    load_plan,
+    readiness_listener,
+)
 from corral.registry import CredentialStore, RegistryService
+from corral.registry.split import merge_split
 from corral.runner.protocol import EngineFactory, LoadSpec
+from corral.store.blobs import BlobStore
 from corral.store.defaults import ensure_default_model
 from corral.store.models import LocalModel, Store
+from corral.web import WebUI, install_web
 
 __all__ = ["create_app"]
 
@@ -48,15 +61,41 @@ def _engine_factory(settings: Settings) -> EngineFactory:
     return engine_factory(settings)
 
 
-def _registry_service(settings: Settings, store: Store, models: ModelManager) -> RegistryService:
+def _registry_service(
+    settings: Settings, store: Store, models: ModelManager, metrics: Metrics
+) -> RegistryService:
     """Pulls share the model manager's lock (manifest writes vs pruning) and keep the blobs
     its creates hold."""
+
+    def merge(blobs: BlobStore, parts: list[tuple[str, str]]) -> str:
+        from corral.runner.discovery import find_engine_tool
+
+        tool = find_engine_tool("llama-gguf-split", settings.llama_server)
+        return merge_split(tool, blobs, parts)
+
     return RegistryService(
         store,
         CredentialStore(settings.home / "credentials.json"),
         noprune=settings.noprune,
         lock=models.store_lock,
         held=models.held_digests,
+        merge=merge,
+        observer=metrics,
+    )
+
+
+def _provisioner(settings: Settings, app: FastAPI, readiness: Readiness) -> Provisioner | None:
+    """CORRAL_PROVISION / CORRAL_PULL, checked here (a bad file fails the start-up)."""
+    plan = load_plan(settings.provision, settings.pull)
+    if not plan:
+        return None
+    state = app.state
+    backend = ServerBackend(state.store, state.registry, state.models, state.service)
+    return Provisioner(
+        plan,
+        backend,
+        state_file=settings.models_dir / STATE_FILE,
+        listener=readiness_listener(readiness),
     )
 
 
@@ -65,11 +104,23 @@ def create_app(
     *,
     engine_factory: EngineFactory | None = None,
     memory: MemoryProbe | None = None,
+    hardware: Hardware | None = None,
 ) -> FastAPI:
-    """The whole server; tests inject a fake engine factory and memory probe."""
+    """The whole server; tests inject a fake engine factory, memory probe and hardware.
+
+    An injected ``hardware``'s GPUs are taken as usable by the engine; without one, only the
+    GPUs the engine build can drive (its ``--list-devices``) take offloaded layers.
+    """
     settings = settings or Settings()
+    if hardware is None:
+        hardware = Hardware(memory=memory) if memory else Hardware()
+        gpus = engine_gpus(hardware, settings)
+    else:
+        gpus = hardware.gpus
+    memory = memory or hardware.memory
     store = Store(settings.models_dir)
     catalog = Catalog()
+    metrics = Metrics()  # this app's own Prometheus registry, fed through the observer hooks
 
     def estimate(model: LocalModel, spec: LoadSpec) -> int:
         return estimate_memory(catalog.gguf(model), model.model_path.stat().st_size, spec).total
@@ -78,18 +129,29 @@ def create_app(
         engine_factory or _engine_factory(settings),
         max_loaded=settings.max_loaded_models,
         max_queue=settings.max_queue,
-        memory=memory or read_memory,
+        memory=memory,
         estimate=estimate,
+        plan=Offloader(gpus, catalog.gguf, overhead=settings.gpu_overhead).plan,
+        observer=metrics,
     )
+    metrics.watch_scheduler(scheduler)
     readiness = Readiness()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _prepare_store(settings, store, readiness)
         watcher = asyncio.create_task(scheduler.watch())
+        provisioner: Provisioner | None = app.state.provisioner
+        # Live at once; ready (the listener's call) once the required models are there.
+        provisioning = None
+        if provisioner is not None:
+            provisioner.notify()  # not ready from the first request on
+            provisioning = asyncio.create_task(provisioner.run())
         try:
             yield
         finally:
+            if provisioning is not None:
+                provisioning.cancel()  # a pull stops; its partial files stay for a resume
             watcher.cancel()
             await scheduler.shutdown()
 
@@ -97,18 +159,29 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.scheduler = scheduler
-    app.state.service = Service(settings, store, scheduler, catalog)
+    app.state.service = Service(settings, store, scheduler, catalog, observer=metrics)
     app.state.models = ModelManager(
-        store, noprune=settings.noprune, llama_server=settings.llama_server
+        store,
+        noprune=settings.noprune,
+        llama_server=settings.llama_server,
+        import_dirs=settings.import_dirs,
     )
     app.state.readiness = readiness
-    app.state.registry = _registry_service(settings, store, app.state.models)
-    install_security(app, settings)  # host check, CORS, API keys, body limits
+    app.state.registry = _registry_service(settings, store, app.state.models, metrics)
+    app.state.provisioner = _provisioner(settings, app, readiness)
+    app.state.system = system.System(settings, store, catalog, hardware, gpus, app.state.registry)
+    catalog.fit = app.state.system.show_fit  # /api/show's "fit"
+    web = WebUI.create(settings)  # the browser UI's database, accounts, chats, keys
+    # host check, CORS, API keys (configured ones, the web UI's, browser sessions), body limits
+    install_security(app, settings, extra_keys=web.keys, browser=web.browser_scope)
     install_error_handlers(app)
     install_openai_error_rendering(app)  # after: it routes /v1/* errors to OpenAI's shape
     app.include_router(health.router)
     app.include_router(ollama.router)
     app.include_router(models.router)
     app.include_router(registry.router)
+    app.include_router(system.router)  # /api/info, /api/fit
     app.include_router(openai_router)
+    install_web(app, web)  # /ui/ and /ui/api/*
+    install_metrics(app, metrics)  # /metrics, and the outermost middleware: counts every request
     return app

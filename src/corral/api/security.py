@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -32,7 +33,9 @@ from corral.errors import CorralError, Forbidden, Unauthorized
 
 __all__ = [
     "ApiKeyMiddleware",
+    "BrowserAuth",
     "HostCheckMiddleware",
+    "KeySource",
     "error_response",
     "install_security",
     "origin_regex",
@@ -49,6 +52,8 @@ _READ_ONLY_ROUTES = {
     ("GET", "/api/version"),
     ("GET", "/api/tags"),
     ("GET", "/api/ps"),
+    ("GET", "/api/info"),
+    ("POST", "/api/fit"),
     ("POST", "/api/show"),
     ("POST", "/api/chat"),
     ("POST", "/api/generate"),
@@ -171,24 +176,58 @@ def _read_only_allows(method: str, path: str) -> bool:
     )
 
 
-class ApiKeyMiddleware:
-    """``Authorization: Bearer KEY`` on /api/* and /v1/* when any key is configured."""
+class KeySource(Protocol):
+    """A second set of keys beside CORRAL_API_KEYS (the web UI's): true when it holds any."""
 
-    def __init__(self, app: ASGIApp, *, keys: KeyRing) -> None:
+    def __bool__(self) -> bool: ...
+
+    def scope_of(self, key: str) -> KeyScope | None: ...
+
+
+# What a request's browser session (cookie, plus CSRF header when state-changing) allows.
+BrowserAuth = Callable[[Scope], KeyScope | None]
+
+
+class ApiKeyMiddleware:
+    """``Authorization: Bearer KEY`` on /api/* and /v1/* when any key is configured (in
+    CORRAL_API_KEYS or in ``extra``, the web UI's keys). A request without a key may instead
+    carry a web UI session (``browser``): an admin's counts as a full key, a user's as a
+    read-only one."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: KeyRing,
+        extra: KeySource | None = None,
+        browser: BrowserAuth | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
+        self.extra = extra
+        self.browser = browser
+
+    def _scope_of(self, token: str) -> KeyScope | None:
+        found = self.keys.scope_of(token)
+        if found is None and self.extra is not None:
+            found = self.extra.scope_of(token)
+        return found
 
     def _refusal(self, scope: Scope) -> CorralError | None:
         path = scope.get("path", "")
-        if not self.keys or not (_is_under(path, "/api") or _is_under(path, "/v1")):
+        configured = bool(self.keys) or bool(self.extra)
+        if not configured or not (_is_under(path, "/api") or _is_under(path, "/v1")):
             return None
         token = _bearer(scope)
         if token is None:
-            return Unauthorized(
-                "unauthorized: this server requires an API key; "
-                "send it as 'Authorization: Bearer <key>'"
-            )
-        key_scope = self.keys.scope_of(token)
+            key_scope = self.browser(scope) if self.browser is not None else None
+            if key_scope is None:
+                return Unauthorized(
+                    "unauthorized: this server requires an API key; "
+                    "send it as 'Authorization: Bearer <key>'"
+                )
+        else:
+            key_scope = self._scope_of(token)
         if key_scope is None:
             return Unauthorized("unauthorized: invalid API key")
         if key_scope is KeyScope.READ_ONLY and not _read_only_allows(scope["method"], path):
@@ -207,14 +246,20 @@ class ApiKeyMiddleware:
         await error_response(scope, refusal, headers)(scope, receive, send)
 
 
-def install_security(app: FastAPI, settings: Settings) -> None:
+def install_security(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    extra_keys: KeySource | None = None,
+    browser: BrowserAuth | None = None,
+) -> None:
     """Add the middleware stack above (innermost first: Starlette wraps the last one added
     around everything before it). Raises KeyConfigError for a bad CORRAL_API_KEYS."""
     from corral.api.limits import BodyLimitMiddleware, Limits
 
     secret = settings.api_keys.get_secret_value() if settings.api_keys else None
     app.add_middleware(BodyLimitMiddleware, limits=Limits.from_settings(settings))
-    app.add_middleware(ApiKeyMiddleware, keys=load_keys(secret))
+    app.add_middleware(ApiKeyMiddleware, keys=load_keys(secret), extra=extra_keys, browser=browser)
     allow_all = "*" in settings.origins
     app.add_middleware(
         CORSMiddleware,

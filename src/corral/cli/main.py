@@ -176,6 +176,32 @@ def _registry_commands(sub: Any) -> None:
     logout.set_defaults(handler="registry:logout")
 
 
+def _machine_commands(sub: Any) -> None:
+    """info, fit (their code: corral.cli.info, corral.cli.fit)."""
+    info = sub.add_parser(
+        "info",
+        help="Show the server's hardware, engine, store and settings",
+        description="CPU, RAM, GPUs, the engine (path, version, backends), the model store "
+        "and the effective settings of the running server (of this machine if none runs).",
+    )
+    info.add_argument("--json", action="store_true", help="print the JSON of GET /api/info")
+    info.set_defaults(handler="info:info")
+    fit = sub.add_parser(
+        "fit",
+        help="Say whether a model fits the server's RAM and VRAM",
+        description="Estimate the memory MODEL needs (weights, KV cache, compute buffer) and "
+        "whether it fits the server's GPUs and RAM. A model not pulled yet is read from its "
+        "registry (manifest and GGUF header only). Exit status 1 when it does not fit.",
+    )
+    fit.add_argument("model", metavar="MODEL")
+    fit.add_argument("--ctx", type=int, metavar="N", help="context per slot (num_ctx)")
+    fit.add_argument("--parallel", type=int, metavar="N", help="parallel slots (num_parallel)")
+    fit.add_argument("--gpu-layers", type=int, metavar="N", help="layers to offload (num_gpu)")
+    fit.add_argument("--insecure", action="store_true", help="allow plain-HTTP registries")
+    fit.add_argument("--json", action="store_true", help="print the JSON of POST /api/fit")
+    fit.set_defaults(handler="fit:fit")
+
+
 def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("model", metavar="MODEL")
     run.add_argument("prompt", nargs="*", metavar="PROMPT")
@@ -216,11 +242,35 @@ def build_parser() -> argparse.ArgumentParser:
         epilog_factory=_serve_epilog,
     )
     serve.add_argument("--host", help="address to listen on (overrides CORRAL_HOST)")
+    serve.add_argument(
+        "--provision", metavar="FILE", help="models to provision at start (CORRAL_PROVISION)"
+    )
+    serve.add_argument(
+        "--pull", metavar="NAMES", help="models to pull at start, comma-separated (CORRAL_PULL)"
+    )
     serve.set_defaults(handler="serve:serve")
+
+    provision = sub.add_parser(
+        "provision",
+        help="Pull and create the models a file lists, then exit",
+        description="Provision the models FILE lists into the store ($CORRAL_MODELS) once, "
+        "without a server (init containers, baking models into an image); exit 1 when a "
+        "required model fails. preload entries are loaded only by a server.",
+    )
+    provision.add_argument("file", metavar="FILE", nargs="?", help="the YAML file")
+    provision.add_argument("--pull", metavar="NAMES", help="more models, comma-separated")
+    provision.add_argument(
+        "--check", action="store_true", help="only validate FILE (and --pull), print the plan"
+    )
+    provision.set_defaults(handler="provision:provision")
 
     _model_commands(sub)
 
     _registry_commands(sub)
+
+    from corral.cli.bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
 
     health = sub.add_parser(
         "health",
@@ -228,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ask GET /health/ready; exit 0 on 200, else print the reason and exit 1.",
     )
     health.set_defaults(handler="health:health")
+
+    _machine_commands(sub)
 
     help_cmd = sub.add_parser("help", help="Help about any command")
     help_cmd.add_argument("topic", nargs="?", metavar="COMMAND")

@@ -24,10 +24,26 @@ def serve(args: argparse.Namespace, ctx: Context) -> int:
 
     from corral.config import Settings
 
+    overrides = {
+        key: value
+        for key, value in (
+            ("host", args.host),
+            ("provision", getattr(args, "provision", None)),
+            ("pull", getattr(args, "pull", None)),
+        )
+        if value
+    }
     try:
-        settings = Settings(host=args.host) if args.host else Settings()
+        settings = Settings(**overrides)
     except ValidationError as exc:
         print(f"Error: invalid settings: {exc}", file=sys.stderr)
+        return 1
+    from corral.provision import ProvisionError, load_plan
+
+    try:  # up front: a bad provisioning file stops the start, naming its line and field
+        load_plan(settings.provision, settings.pull)
+    except ProvisionError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
         return 1
     from corral.api.server import run_server
 
