@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from corral import __version__
 from corral.api import health, models, ollama, registry, system
+from corral.api.content_type import JsonBodyMiddleware
 from corral.api.errors import install_error_handlers
 from corral.api.health import Readiness
 from corral.api.metrics import Metrics, install_metrics
@@ -25,6 +26,7 @@ from corral.core.offload import Offloader
 from corral.core.scheduler import Scheduler
 from corral.core.service import Service
 from corral.core.sysinfo import engine_gpus
+from corral.errors import CorralError
 from corral.hardware import Hardware, MemoryProbe
 from corral.provision import (
     STATE_FILE,
@@ -51,7 +53,12 @@ async def _prepare_store(settings: Settings, store: Store, readiness: Readiness)
     store.root.mkdir(parents=True, exist_ok=True)
     if not settings.no_default_model:
         readiness.set_waiting("adding the default model", model="smollm2:135m")
-        await asyncio.to_thread(ensure_default_model, store)
+        try:
+            await asyncio.to_thread(ensure_default_model, store)
+        except (OSError, CorralError) as exc:
+            # A convenience, not a requirement: a full or read-only disk must not keep the
+            # server (and the models already there) from starting.
+            log.error("the default model could not be added to %s: %s", store.root, exc)
     readiness.set_ready()
 
 
@@ -173,6 +180,7 @@ def create_app(
     catalog.fit = app.state.system.show_fit  # /api/show's "fit"
     web = WebUI.create(settings)  # the browser UI's database, accounts, chats, keys
     # host check, CORS, API keys (configured ones, the web UI's, browser sessions), body limits
+    app.add_middleware(JsonBodyMiddleware)  # curl -d bodies are JSON too, as in Ollama
     install_security(app, settings, extra_keys=web.keys, browser=web.browser_scope)
     install_error_handlers(app)
     install_openai_error_rendering(app)  # after: it routes /v1/* errors to OpenAI's shape
