@@ -308,8 +308,8 @@ async def download_blob(
         finally:
             hasher.stop()  # waits for a running chunk: the file closes only after it
             await asyncio.shield(following)
-        got = await hasher.finish()
-        await asyncio.to_thread(os.fsync, fd)
+        # Both before the rename; they use different resources (CPU, disk): side by side.
+        got, _ = await asyncio.gather(hasher.finish(), asyncio.to_thread(os.fsync, fd))
     except BaseExceptionGroup as group_error:
         # One part's failure cancels its siblings: report the first real reason.
         raise _disk_full(group_error.exceptions[0], partial) from None
