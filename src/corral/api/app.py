@@ -23,6 +23,7 @@ from corral.core.catalog import Catalog
 from corral.core.fit import estimate_memory
 from corral.core.models import ModelManager
 from corral.core.offload import Offloader
+from corral.core.registry import registry_service
 from corral.core.scheduler import Scheduler
 from corral.core.service import Service
 from corral.core.sysinfo import engine_gpus
@@ -35,10 +36,7 @@ from corral.provision import (
     load_plan,
     readiness_listener,
 )
-from corral.registry import CredentialStore, RegistryService
-from corral.registry.split import merge_split
 from corral.runner.protocol import EngineFactory, LoadSpec
-from corral.store.blobs import BlobStore
 from corral.store.defaults import ensure_default_model
 from corral.store.models import LocalModel, Store
 from corral.web import WebUI, install_web
@@ -66,29 +64,6 @@ def _engine_factory(settings: Settings) -> EngineFactory:
     from corral.runner.engine import engine_factory  # the runner loads only when serving
 
     return engine_factory(settings)
-
-
-def _registry_service(
-    settings: Settings, store: Store, models: ModelManager, metrics: Metrics
-) -> RegistryService:
-    """Pulls share the model manager's lock (manifest writes vs pruning) and keep the blobs
-    its creates hold."""
-
-    def merge(blobs: BlobStore, parts: list[tuple[str, str]]) -> str:
-        from corral.runner.discovery import find_engine_tool
-
-        tool = find_engine_tool("llama-gguf-split", settings.llama_server)
-        return merge_split(tool, blobs, parts)
-
-    return RegistryService(
-        store,
-        CredentialStore(settings.home / "credentials.json"),
-        noprune=settings.noprune,
-        lock=models.store_lock,
-        held=models.held_digests,
-        merge=merge,
-        observer=metrics,
-    )
 
 
 def _provisioner(settings: Settings, app: FastAPI, readiness: Readiness) -> Provisioner | None:
@@ -174,7 +149,7 @@ def create_app(
         import_dirs=settings.import_dirs,
     )
     app.state.readiness = readiness
-    app.state.registry = _registry_service(settings, store, app.state.models, metrics)
+    app.state.registry = registry_service(settings, store, app.state.models, metrics)
     app.state.provisioner = _provisioner(settings, app, readiness)
     app.state.system = system.System(settings, store, catalog, hardware, gpus, app.state.registry)
     catalog.fit = app.state.system.show_fit  # /api/show's "fit"

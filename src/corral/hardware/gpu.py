@@ -184,19 +184,23 @@ def _from_sysfs(drm: Path, module: Path) -> list[GPUInfo]:
         if total is None or total < MIN_AMD_VRAM:
             continue
         name = _read(device / "product_name") or f"AMD GPU {_read(device / 'device') or '?'}"
-        gpus.append(
-            GPUInfo(
-                index=len(gpus),
-                name=name,
-                vendor="amd",
-                total=total,
-                free=max(total - used, 0),
-                driver=driver,
-                id=device.resolve().name,
-                source="sysfs",
-            )
-        )
+        gpus.append(_amd(len(gpus), name, total, used, driver, "sysfs", id=device.resolve().name))
     return gpus
+
+
+def _amd(
+    index: int, name: str, total: int, used: int, driver: str, source: str, *, id: str = ""
+) -> GPUInfo:
+    return GPUInfo(
+        index=index,
+        name=name,
+        vendor="amd",
+        total=total,
+        free=max(total - used, 0),
+        driver=driver,
+        id=id,
+        source=source,
+    )
 
 
 def _from_rocm_smi(run: Runner) -> list[GPUInfo]:
@@ -216,17 +220,7 @@ def _from_rocm_smi(run: Runner) -> list[GPUInfo]:
         if total is None or total < MIN_AMD_VRAM:
             continue
         name = str(card.get("Card Series") or card.get("Card series") or card.get("Card model"))
-        gpus.append(
-            GPUInfo(
-                index=len(gpus),
-                name=name,
-                vendor="amd",
-                total=total,
-                free=max(total - used, 0),
-                driver=driver,
-                source="rocm-smi",
-            )
-        )
+        gpus.append(_amd(len(gpus), name, total, used, driver, "rocm-smi"))
     return gpus
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from corral.core.models import CreateRequest, ModelManager
+from corral.core.registry import registry_service
 from corral.modelfile import parse_modelfile, render_modelfile
 from corral.names import parse_name
-from corral.registry import CredentialStore, RegistryService
-from corral.registry.split import merge_split
-from corral.store.blobs import BlobStore
+from corral.registry import RegistryService
 from corral.store.create import request_gguf
 from corral.store.models import Store
 
@@ -101,20 +100,5 @@ def offline_backend(settings: Settings) -> StoreBackend:
     store = Store(settings.models_dir)
     store.root.mkdir(parents=True, exist_ok=True)
     models = ModelManager(store, noprune=settings.noprune, llama_server=settings.llama_server)
-
-    def merge(blobs: BlobStore, parts: list[tuple[str, str]]) -> str:
-        from corral.runner.discovery import find_engine_tool
-
-        return merge_split(
-            find_engine_tool("llama-gguf-split", settings.llama_server), blobs, parts
-        )
-
-    registry = RegistryService(
-        store,
-        CredentialStore(settings.home / "credentials.json"),
-        noprune=settings.noprune,
-        lock=models.store_lock,
-        held=models.held_digests,
-        merge=merge,
-    )
+    registry = registry_service(settings, store, models)
     return StoreBackend(store, registry, models)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.runner.discovery import engine_version
+from corral.runner.discovery import engine_output, engine_version
 
 __all__ = [
     "EngineDevice",
@@ -64,18 +63,8 @@ def parse_devices(output: str) -> list[EngineDevice]:
 
 def engine_devices(path: Path) -> list[EngineDevice]:
     """``--list-devices``: the GPUs (and other accelerators) this build can offload to."""
-    try:
-        proc = subprocess.run(
-            [str(path), "--list-devices"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return parse_devices(proc.stdout + "\n" + proc.stderr)
+    output = engine_output(path, "--list-devices", timeout=60)
+    return parse_devices(output) if output is not None else []
 
 
 def engine_backends(path: Path) -> list[str]:

