@@ -315,3 +315,45 @@ async def test_async_client_management() -> None:
         ("DELETE", "/api/delete", {"model": "b"}),
         ("POST", "/api/show", {"model": "a", "verbose": True}),
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"CORRAL_API_KEY": "k-corral", "OLLAMA_API_KEY": "k-ollama"}, "Bearer k-corral"),
+        ({"OLLAMA_API_KEY": "k-ollama"}, "Bearer k-ollama"),
+        ({}, None),
+    ],
+)
+def test_api_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str | None
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    seen: list[str | None] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization"))
+        return httpx.Response(200, json={"models": []})
+
+    Client("http://corral.test", transport=httpx.MockTransport(record)).list()
+    Client("http://corral.test", transport=httpx.MockTransport(record), api_key="given").list()
+    assert seen == [expected, "Bearer given"]
+
+
+def test_cli_says_which_variable_carries_the_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from corral.cli.main import main
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": "unauthorized: invalid API key"})
+
+    def factory() -> Client:
+        return Client("http://corral.test", transport=httpx.MockTransport(refuse))
+
+    assert main(["list"], client_factory=factory) == 1
+    assert capsys.readouterr().err == (
+        "Error: unauthorized: invalid API key "
+        "(the corral command sends $CORRAL_API_KEY, else $OLLAMA_API_KEY)\n"
+    )

@@ -7,6 +7,7 @@ so ``corral --version`` and ``corral --help`` never pay for it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import AsyncGenerator, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -66,12 +67,23 @@ def _load_httpx() -> None:
         del sys.modules["httpx._main"]
 
 
-def _client_kwargs(base_url: str, timeout: float | None) -> dict[str, Any]:
+def api_key_from_env() -> str | None:
+    """The key the CLI sends: ``CORRAL_API_KEY``, else ``OLLAMA_API_KEY`` (what the ``ollama``
+    client sends, so one variable serves both)."""
+    for name in ("CORRAL_API_KEY", "OLLAMA_API_KEY"):
+        if value := os.environ.get(name, "").strip():
+            return value
+    return None
+
+
+def _client_kwargs(base_url: str, timeout: float | None, api_key: str | None) -> dict[str, Any]:
     _load_httpx()
     import httpx
 
+    key = api_key if api_key is not None else api_key_from_env()
     return {
         "base_url": base_url,
+        "headers": {"Authorization": f"Bearer {key}"} if key else {},
         # Model loads can take minutes and answers stream for as long as they stream.
         "timeout": httpx.Timeout(timeout, connect=10.0),
         # Loading CA certificates costs ~35 ms; a plain-http base URL never needs them
@@ -151,9 +163,12 @@ class Client:
         *,
         timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
+        api_key: str | None = None,
     ) -> None:
+        """``api_key``: sent as ``Authorization: Bearer``; by default from the environment
+        (:func:`api_key_from_env`)."""
         self.base_url = (base_url or client_base_url()).rstrip("/")
-        kwargs = _client_kwargs(self.base_url, timeout)
+        kwargs = _client_kwargs(self.base_url, timeout, api_key)
         import httpx
 
         self._http = httpx.Client(transport=transport, **kwargs)
@@ -293,9 +308,12 @@ class AsyncClient:
         *,
         timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        api_key: str | None = None,
     ) -> None:
+        """``api_key``: sent as ``Authorization: Bearer``; by default from the environment
+        (:func:`api_key_from_env`)."""
         self.base_url = (base_url or client_base_url()).rstrip("/")
-        kwargs = _client_kwargs(self.base_url, timeout)
+        kwargs = _client_kwargs(self.base_url, timeout, api_key)
         import httpx
 
         self._http = httpx.AsyncClient(transport=transport, **kwargs)

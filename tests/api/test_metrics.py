@@ -227,3 +227,21 @@ def test_live_server_metrics_move_after_a_chat(live_server: Any) -> None:
     assert value(after, "corral_engine_starts_total", model=M) >= 1
     assert value(after, "corral_models_loaded") >= 1
     assert value(after, "corral_model_memory_bytes", model=M) > 50_000_000
+
+
+def test_a_one_token_answer_has_no_rate() -> None:
+    """The engine times a single token at about a microsecond: 1e6 tokens/s is no speed."""
+    from prometheus_client import generate_latest
+
+    from corral.api.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.generation("m", ttft=0.1, prompt_tokens=5, eval_tokens=1, eval_seconds=1e-6)
+    metrics.generation("m", ttft=0.1, prompt_tokens=5, eval_tokens=10, eval_seconds=0.1)
+    text = generate_latest(metrics.registry).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    rate = {s.name: s.value for s in families["corral_generation_tokens_per_second"].samples}
+    assert rate["corral_generation_tokens_per_second_count"] == 1
+    assert rate["corral_generation_tokens_per_second_sum"] == pytest.approx(100)
+    generated = families["corral_generated_tokens"].samples
+    assert [s.value for s in generated if s.name.endswith("_total")] == [11]

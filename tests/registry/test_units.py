@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from corral.errors import CorruptBlob, RegistryAuthError
+from corral.errors import CorruptBlob, RegistryAuthError, RegistryError
 from corral.names import parse_name
 from corral.registry import Credential, CredentialStore, DownloadOptions
 from corral.registry.auth import RegistryAuth, parse_challenge
@@ -205,3 +205,26 @@ def test_prefix_hasher_frontier_stops_at_the_first_unfinished_part(tmp_path: Pat
     assert hasher.frontier() == 140  # all of part one, the written start of part two
     second.done = 100
     assert hasher.frontier() == 300
+
+
+def test_unreachable_registries_are_described_in_words() -> None:
+    import socket
+
+    from corral.registry.network import unreachable
+
+    async def refused() -> None:
+        client = OCIClient(reference_for(parse_name("127.0.0.1:1/library/x:1")))
+        try:
+            await client.get_manifest()
+        finally:
+            await client.aclose()
+
+    with pytest.raises(RegistryError) as caught:
+        asyncio.run(refused())
+    assert str(caught.value) == (
+        "cannot reach registry 127.0.0.1:1: the connection was refused "
+        "(is the registry running on that port?)"
+    )
+    wrapped = httpx.ConnectError("[Errno -2] Name or service not known")
+    wrapped.__cause__ = socket.gaierror(-2, "Name or service not known")
+    assert "its name does not resolve" in unreachable("registry r.example", wrapped).message

@@ -172,7 +172,8 @@ class Metrics(Observer):
             self.ttft.labels(model).observe(ttft)
         self.prompt_tokens.labels(model).inc(max(0, prompt_tokens))
         self.generated_tokens.labels(model).inc(max(0, eval_tokens))
-        if eval_tokens > 0 and eval_seconds > 0:
+        # One token has no rate: the engine times it at about a microsecond (1e6 tokens/s).
+        if eval_tokens > 1 and eval_seconds > 0:
             self.tokens_per_second.labels(model).observe(eval_tokens / eval_seconds)
 
     def engine_started(self, model: str) -> None:

@@ -63,7 +63,6 @@ _READ_ONLY_ROUTES = {
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("POST", "/v1/embeddings"),
-    ("POST", "/v1/responses"),
 }
 _OPENAI_CODES = {
     Unauthorized: "invalid_api_key",
@@ -184,7 +183,8 @@ class KeySource(Protocol):
     def scope_of(self, key: str) -> KeyScope | None: ...
 
 
-# What a request's browser session (cookie, plus CSRF header when state-changing) allows.
+# What a request's browser session (cookie, plus CSRF header when state-changing) allows;
+# it may raise a CorralError (a session without its CSRF token), which is the answer then.
 BrowserAuth = Callable[[Scope], KeyScope | None]
 
 
@@ -220,7 +220,10 @@ class ApiKeyMiddleware:
             return None
         token = _bearer(scope)
         if token is None:
-            key_scope = self.browser(scope) if self.browser is not None else None
+            try:  # a session whose state-changing call lacks its CSRF token: Forbidden
+                key_scope = self.browser(scope) if self.browser is not None else None
+            except CorralError as exc:
+                return exc
             if key_scope is None:
                 return Unauthorized(
                     "unauthorized: this server requires an API key; "

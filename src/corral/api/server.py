@@ -17,6 +17,9 @@ def run_server(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.log_level.lower() != "debug":
+        # httpx logs every request at INFO: the engine start-up probe alone polls every 50 ms.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(settings)
     # uvicorn turns SIGINT/SIGTERM into a graceful shutdown whose lifespan stops the engines;
     # the runner's atexit hook and PR_SET_PDEATHSIG cover every other way out.

@@ -319,7 +319,10 @@ def main(
         status: int = handler(args, ctx)
     except ClientError as exc:  # ServerUnreachable included: its message says what to do
         sys.stdout.flush()
-        print(f"Error: {exc.message}", file=sys.stderr)
+        hint = ""
+        if exc.status_code == 401:
+            hint = " (the corral command sends $CORRAL_API_KEY, else $OLLAMA_API_KEY)"
+        print(f"Error: {exc.message}{hint}", file=sys.stderr)
         return 1
     except CommandError as exc:
         sys.stdout.flush()

@@ -40,6 +40,7 @@ import httpx
 from corral.errors import ManifestUnknown, RegistryAuthError, RegistryError
 from corral.gguf import read_gguf
 from corral.names import ModelName
+from corral.registry.network import unreachable
 from corral.registry.progress import Progress
 from corral.registry.pull import Puller
 from corral.registry.split import SPLIT_NAME
@@ -149,7 +150,7 @@ class HFClient:
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                raise RegistryError(f"Hugging Face {self.endpoint}: {exc!r}") from exc
+                raise unreachable(f"Hugging Face at {self.endpoint}", exc) from exc
             if not response.is_redirect:
                 return response
             await response.aclose()

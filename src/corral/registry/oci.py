@@ -25,6 +25,7 @@ from corral.errors import ManifestUnknown, RegistryAuthError, RegistryError
 from corral.registry.auth import RegistryAuth
 from corral.registry.credentials import Credential
 from corral.registry.download import BlobBody
+from corral.registry.network import unreachable
 from corral.registry.sources import Reference, is_loopback
 from corral.store.manifests import MediaType
 
@@ -49,7 +50,7 @@ class _AiohttpBody:
             async for chunk in self._response.content.iter_chunked(chunk_size or 1 << 20):
                 yield chunk
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RegistryError(f"blob download interrupted: {exc!r}") from exc
+            raise RegistryError(f"blob download interrupted: {exc or type(exc).__name__}") from exc
 
 
 async def _follow(
@@ -68,7 +69,7 @@ async def _follow(
         try:
             response = await session.get(str(target), headers=sent, allow_redirects=False)
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RegistryError(f"registry {origin.host}: {exc!r}") from exc
+            raise unreachable(f"registry {origin.host}", exc) from exc
         if response.status not in (301, 302, 303, 307, 308):
             return response
         location = response.headers.get("Location", "")
@@ -137,7 +138,7 @@ class OCIClient:
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                raise RegistryError(f"registry {self.ref.host}: {exc!r}") from exc
+                raise unreachable(f"registry {self.ref.host}", exc) from exc
             if response.status_code != 401:
                 return response
             await response.aread()
