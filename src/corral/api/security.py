@@ -16,6 +16,7 @@ shape of the surface the path belongs to.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -30,6 +31,8 @@ from corral.auth.keys import KeyRing, load_keys
 from corral.auth.keys import Scope as KeyScope
 from corral.config import Settings
 from corral.errors import CorralError, Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ApiKeyMiddleware",
@@ -262,7 +265,16 @@ def install_security(
 
     secret = settings.api_keys.get_secret_value() if settings.api_keys else None
     app.add_middleware(BodyLimitMiddleware, limits=Limits.from_settings(settings))
-    app.add_middleware(ApiKeyMiddleware, keys=load_keys(secret), extra=extra_keys, browser=browser)
+    keys = load_keys(secret)
+    app.add_middleware(ApiKeyMiddleware, keys=keys, extra=extra_keys, browser=browser)
+    if keys or extra_keys:
+        # Keys made in the web UI persist in corral.db: say at start-up that they are in force.
+        log.info(
+            "API keys in force: %d from CORRAL_API_KEYS, %s from the web UI; "
+            "/api and /v1 need Authorization: Bearer",
+            len(keys.entries),
+            "some" if extra_keys else "none",
+        )
     allow_all = "*" in settings.origins
     app.add_middleware(
         CORSMiddleware,
