@@ -25,13 +25,15 @@ def make_client(tmp_path: Path) -> Iterator[MakeClient]:
     clients: list[TestClient] = []
     apps: dict[str, object] = {}
 
-    def make(**settings: object) -> TestClient:
+    def make(*, address: str = "testclient", **settings: object) -> TestClient:
+        """``address``: the client's address as the app sees it (TestClient's own default,
+        "testclient", is no IP address and so never counts as loopback)."""
         key = repr(sorted(settings.items()))
         first = key not in apps
         if first:
             config = Settings(home=tmp_path / "home", no_default_model=True, **settings)  # type: ignore[arg-type]
             apps[key] = create_app(config, engine_factory=FakeFactory())
-        client = TestClient(apps[key])  # type: ignore[arg-type]
+        client = TestClient(apps[key], client=(address, 50000))  # type: ignore[arg-type]
         if first:  # one client per app runs its lifespan; the others only send requests
             client.__enter__()
             clients.append(client)

@@ -21,6 +21,7 @@ def test_first_visit_creates_the_admin_once(make_client: MakeClient, tmp_path: P
         "auth": True,
         "needs_setup": True,
         "signup": False,
+        "setup_needs_key": False,
     }
     assert client.get("/ui/api/me").status_code == 401
 

@@ -66,8 +66,13 @@ def test_env_and_web_keys_work_together(make_client: MakeClient) -> None:
     client = make_client(api_keys="env-key-1")
     assert client.get("/api/tags").status_code == 401
     assert client.get("/api/tags", headers={"Authorization": "Bearer env-key-1"}).is_success
-    # the UI's own routes are not behind API keys: the admin can still sign up and sign in
-    me = client.post("/ui/api/setup", json={"username": "admin", "password": "12345678x"}).json()
+    # the UI's own routes are not behind API keys, but creating the admin takes a full key
+    # from a remote client (see test_setup.py)
+    me = client.post(
+        "/ui/api/setup",
+        json={"username": "admin", "password": "12345678x"},
+        headers={"Authorization": "Bearer env-key-1"},
+    ).json()
     client.headers["X-CSRF-Token"] = me["csrf"]
     web_key = client.post("/ui/api/admin/keys", json={"name": "w"}).json()["key"]
     other = make_client(api_keys="env-key-1")
@@ -84,7 +89,11 @@ def test_browser_sessions_pass_the_key_check_by_role(
     assert admin.get("/api/ps").status_code == 200
     token = admin.headers.pop("X-CSRF-Token")
     no_csrf = admin.request("DELETE", "/api/delete", json={"model": "nope:1"})
-    assert no_csrf.status_code == 401
+    assert no_csrf.status_code == 403  # not "requires an API key": the cookie was there
+    assert "CSRF" in no_csrf.json()["error"] and "x-csrf-token" in no_csrf.json()["error"]
+    assert "www-authenticate" not in no_csrf.headers
+    v1 = admin.post("/v1/chat/completions", json={"model": "x", "messages": []})
+    assert v1.status_code == 403 and "CSRF" in v1.json()["error"]["message"]
     with_csrf = admin.request(
         "DELETE", "/api/delete", json={"model": "nope:1"}, headers={"X-CSRF-Token": token}
     )

@@ -124,8 +124,8 @@ def test_regenerate_edit_and_settings(page: Page, fake_server: tuple[str, FakeFa
     page.get_by_role("button", name="Settings").click()
     page.get_by_label("System prompt").fill("You are terse.")
     page.get_by_label("Temperature").fill("0.3")
-    page.get_by_label("Context length").fill("2048")
-    page.get_by_label("Context length").blur()
+    page.get_by_label("Context length (num_ctx)").fill("2048")
+    page.get_by_label("Context length (num_ctx)").blur()
     _send(page, "question one")
     expect(page.locator("article.assistant .stats")).to_contain_text("tokens/s")
     last = engine_calls()[-1]
@@ -181,6 +181,22 @@ def test_themes_and_phone_width(page: Page) -> None:
     expect(page.get_by_label("Message")).to_be_visible()
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+    # the top bar keeps the brand, the user name and every nav label whole, on screen
+    expect(page.locator(".topbar .brand")).to_have_text("corral")
+    expect(page.locator(".topbar .brand")).to_be_visible()
+    expect(page.locator(".topbar .who")).to_have_text("local")
+    expect(page.locator(".topbar .who")).to_be_visible()
+    nav = page.get_by_role("navigation", name="Main")
+    for label in ("Chat", "Models", "Users", "API keys"):
+        link = nav.get_by_role("link", name=label, exact=True)
+        expect(link).to_be_visible()
+        expect(link).to_have_text(label)
+        box = link.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (label, box)
+        clipped = link.evaluate("(a) => a.scrollWidth > a.clientWidth")
+        assert not clipped, f"{label} is cut off at phone width"
+    assert nav.evaluate("(n) => n.scrollWidth <= n.clientWidth"), "the nav scrolls sideways"
+    shot(page, "render-phone-topbar")
     page.get_by_role("button", name="☰ Chats").click()
     expect(page.locator(".chat-list a").first).to_be_visible()
     assert Path(shot(page, "render-phone")).stat().st_size > 0
@@ -210,3 +226,114 @@ def test_every_control_has_a_label(page: Page, fake_server: tuple[str, FakeFacto
     expect(details.locator(".facts")).to_contain_text("Q4_1")
     expect(details.locator(".facts")).to_contain_text("Context length")
     shot(page, "render-models-details")
+
+
+def test_a_chat_error_shows_once_in_the_conversation(page: Page) -> None:
+    """A refused request (num_ctx below 16) used to show twice: as grey text in an empty
+    answer that still offered Copy, and as red text stuck to the sidebar's edge."""
+    page.get_by_role("button", name="Settings").click()
+    field = page.get_by_label("Context length (num_ctx)")
+    field.fill("8")
+    field.blur()
+    _send(page, "this fails")
+    answer = page.locator("article.assistant").last
+    error = answer.locator(".answer-error")
+    expect(error).to_contain_text("num_ctx must be at least 16, got 8")
+    expect(error).to_have_attribute("role", "alert")
+    expect(page.get_by_text("num_ctx must be at least 16")).to_have_count(1)  # once
+    expect(page.locator(".chat-error")).to_have_count(0)
+    assert answer.get_by_role("button", name="Copy").count() == 0  # nothing to copy
+    expect(answer.get_by_role("button", name="Regenerate")).to_be_visible()  # to retry
+    assert "error:" not in answer.locator(".stats").inner_text()
+    padding, border = error.evaluate(
+        "(e) => [getComputedStyle(e).paddingLeft, getComputedStyle(e).borderLeftWidth]"
+    )
+    assert padding != "0px" and border != "0px", (padding, border)  # a styled box
+    shot(page, "render-chat-error")
+
+    # fixed, the retry answers and the error goes
+    field.fill("2048")
+    field.blur()
+    answer.get_by_role("button", name="Regenerate").click()
+    expect(page.locator("article.assistant .stats").last).to_contain_text("tokens/s")
+    expect(page.locator(".answer-error")).to_have_count(0)
+    expect(
+        page.locator("article.assistant").last.get_by_role("button", name="Copy")
+    ).to_be_visible()
+
+
+def test_a_new_chat_starts_with_the_model_last_used(
+    page: Page, fake_server: tuple[str, FakeFactory]
+) -> None:
+    """Not the alphabetically first model: the user's last one, else smollm2:135m."""
+    import httpx
+
+    url = fake_server[0]
+    first = "aaa.example/library/first:1b"  # sorts before smollm2:135m
+    copied = httpx.post(f"{url}/api/copy", json={"source": "smollm2:135m", "destination": first})
+    assert copied.status_code == 200, copied.text
+    try:
+        page.reload()
+        select = page.get_by_label("Model", exact=True)
+        expect(select.locator("option")).to_have_count(2)
+        expect(select).to_have_value("smollm2:135m")  # the default, though listed second
+        select.select_option(first)
+        _send(page, "which model?")
+        expect(page.locator("article.assistant .stats").last).to_contain_text("tokens/s")
+        page.get_by_role("link", name="New chat").click()
+        expect(select).to_have_value(first)
+        page.reload()
+        expect(page.get_by_label("Model", exact=True)).to_have_value(first)
+    finally:
+        deleted = httpx.request("DELETE", f"{url}/api/delete", json={"model": first})
+        assert deleted.status_code == 200, deleted.text
+
+
+def test_the_page_asks_for_no_missing_file(
+    browser: Any, fake_server: tuple[str, FakeFactory]
+) -> None:
+    """/favicon.ico was a 404 on every load: the page links an icon, and the server has one."""
+    context = browser.new_context()
+    page = context.new_page()
+    failures: list[str] = []
+    page.on("response", lambda r: r.status >= 400 and failures.append(f"{r.status} {r.url}"))
+    page.goto(fake_server[0] + "/ui/")
+    expect(page.get_by_label("Message")).to_be_visible()
+    icon = page.evaluate(
+        "fetch(document.querySelector('link[rel=icon]').href).then((r) => [r.status, "
+        "r.headers.get('content-type')])"
+    )
+    assert icon[0] == 200 and icon[1].startswith("image/svg+xml"), icon
+    assert page.evaluate("fetch('/favicon.ico').then((r) => r.status)") == 200
+    page.wait_for_timeout(300)
+    assert failures == []
+    context.close()
+
+
+def test_set_up_with_api_keys_works_from_this_machine(browser: Any, tmp_path: Path) -> None:
+    """With CORRAL_API_KEYS set, the page on loopback (a real socket: 127.0.0.1) may still
+    create the admin, and says how to do it from elsewhere."""
+    app = create_app(
+        Settings(home=tmp_path / "home", api_keys="k-secret"),  # type: ignore[arg-type]
+        engine_factory=FakeFactory(),
+    )
+    with serve_in_thread(app) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        page.goto(url + "/ui/")
+        expect(page.get_by_role("heading", name="Create the admin account")).to_be_visible()
+        expect(page.get_by_text("This server requires API keys")).to_be_visible()
+        page.get_by_label("User name").fill("admin")
+        page.get_by_label("Password", exact=True).fill("admin password 1")
+        page.get_by_label("Repeat the password").fill("admin password 1")
+        page.get_by_role("button", name="Create admin account").click()
+        expect(page.get_by_label("Message")).to_be_visible()
+        assert page.evaluate("fetch('/api/tags').then((r) => r.status)") == 200
+        assert httpx_status(url + "/api/tags") == 401  # without the session: still locked
+        context.close()
+
+
+def httpx_status(url: str) -> int:
+    import httpx
+
+    return httpx.get(url).status_code

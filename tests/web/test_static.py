@@ -28,9 +28,25 @@ def test_ui_serves_the_built_page_with_a_strict_csp(make_client: MakeClient) -> 
     assert client.get("/ui/assets/nope.js").status_code == 404
 
 
+def test_the_page_has_a_favicon_and_favicon_ico_is_served(make_client: MakeClient) -> None:
+    """Every page load asked for /favicon.ico and got a 404."""
+    dist = ensure_built()
+    client = make_client()
+    page = client.get("/ui/").text
+    assert '<link rel="icon" type="image/svg+xml" href="assets/favicon.svg">' in page
+    icon = client.get("/ui/assets/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.startswith("<svg") and len(icon.content) < 2048
+    root = client.get("/favicon.ico")
+    assert root.status_code == 200 and root.headers["content-type"].startswith("image/svg+xml")
+    assert root.content == (dist / "assets" / "favicon.svg").read_bytes()
+    assert client.get("/favicon.ico", headers={"Authorization": "Bearer x"}).status_code == 200
+
+
 def test_an_unbuilt_ui_says_how_to_build_it(tmp_path: Path) -> None:
     app = FastAPI()
     install_static(app, tmp_path / "missing")
     page = TestClient(app).get("/ui/")
+    assert TestClient(app).get("/favicon.ico").status_code == 404
     assert page.status_code == 503
     assert "make install" in page.text and page.headers["content-security-policy"] == CSP

@@ -273,10 +273,13 @@ class Accounts:
 
 @dataclass
 class LoginLimiter:
-    """At most ``limit`` failed sign-ins per client address and per user name in ``window``
-    seconds; a success clears the name's count. Counts live in memory (a restart forgets)."""
+    """Failed sign-ins in ``window`` seconds: at most ``limit`` per (client address, user name)
+    pair and ``ip_limit`` per address over all names. There is no lock per name alone: anyone
+    could then lock the admin out by guessing five times. A success clears the pair's count.
+    Counts live in memory (a restart forgets)."""
 
     limit: int = 5
+    ip_limit: int = 30
     window: float = 300.0
     clock: Callable[[], float] = time.monotonic
     _failures: dict[str, deque[float]] = field(default_factory=dict)
@@ -287,11 +290,16 @@ class LoginLimiter:
             times.popleft()
         return times
 
+    @staticmethod
+    def _keys(address: str, username: str) -> tuple[str, str]:
+        return f"ip:{address}", f"pair:{address}\n{username.strip().lower()}"
+
     def check(self, address: str, username: str) -> None:
-        for key in (f"ip:{address}", f"user:{username.strip().lower()}"):
+        ip_key, pair_key = self._keys(address, username)
+        for key, limit in ((ip_key, self.ip_limit), (pair_key, self.limit)):
             times = self._recent(key)
-            if len(times) >= self.limit:
-                wait = max(1, int(times[0] + self.window - self.clock()) + 1)
+            if len(times) >= limit:
+                wait = max(1, int(times[-limit] + self.window - self.clock()) + 1)
                 raise TooManyAttempts(
                     f"too many failed sign-ins; try again in {wait} seconds", wait
                 )
@@ -301,8 +309,8 @@ class LoginLimiter:
             for key in list(self._failures):
                 if not self._recent(key):
                     del self._failures[key]
-        for key in (f"ip:{address}", f"user:{username.strip().lower()}"):
+        for key in self._keys(address, username):
             self._recent(key).append(self.clock())
 
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(f"user:{username.strip().lower()}", None)
+    def succeeded(self, address: str, username: str) -> None:
+        self._failures.pop(self._keys(address, username)[1], None)

@@ -29,6 +29,23 @@ class Credentials(BaseModel):
     password: str = Field(max_length=1024)
 
 
+_PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def _client(request: Request) -> str:
+    """The client's address, or "proxied" for a request a proxy passed on: a reverse proxy on
+    this machine connects from loopback for clients anywhere, so such a request never counts
+    as one from this machine (a client can add these headers, never remove the proxy's)."""
+    if any(request.headers.get(name) for name in _PROXY_HEADERS):
+        return "proxied"
+    return request.client.host if request.client else ""
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def _me(session: Session, web: Web) -> dict[str, Any]:
     return {"user": session.user.public(), "csrf": session.csrf, "auth": web.auth}
 
@@ -40,6 +57,8 @@ def state(web: Web) -> dict[str, Any]:
         "auth": web.auth,
         "needs_setup": web.auth and web.accounts.count() == 0,
         "signup": web.accounts.setting(SIGNUP),
+        # with API keys, set-up needs this machine's loopback or a full key (see setup)
+        "setup_needs_key": web.keys_configured,
     }
 
 
@@ -47,6 +66,12 @@ def state(web: Web) -> dict[str, Any]:
 def setup(body: Credentials, request: Request, response: Response, web: Web) -> dict[str, Any]:
     """The first visit: create the admin account (only while there is no user at all)."""
     check_origin(request)
+    if not web.may_set_up(_client(request), _bearer(request)):
+        raise Forbidden(
+            "forbidden: this server requires API keys, so the admin account can only be "
+            f"created on the server machine itself (open http://localhost:{web.port}/ui/ there) "
+            "or by sending a full API key as 'Authorization: Bearer <key>'"
+        )
     user = web.accounts.create_first_admin(body.username, body.password)
     token = web.accounts.start_session(user)
     set_cookie(web, request, response, token)
@@ -87,7 +112,7 @@ def login(body: Credentials, request: Request, response: Response, web: Web) -> 
     if user is None:
         web.limiter.failed(address, body.username)
         raise Unauthorized("wrong user name or password")
-    web.limiter.succeeded(body.username)
+    web.limiter.succeeded(address, body.username)
     if user.status == "pending":
         raise Forbidden("this account is waiting for an administrator's approval")
     if user.status == "disabled":
@@ -111,8 +136,7 @@ def me(request: Request, response: Response, web: Web) -> dict[str, Any]:
     """The signed-in user and the session's CSRF token. Single-user mode signs the page in
     as the local admin here."""
     session = web.session_of(request.scope)
-    client = request.client.host if request.client else ""
-    if session is None and not web.auth and web.may_sign_in_locally(client):
+    if session is None and not web.auth and web.may_sign_in_locally(_client(request)):
         token = web.accounts.start_session(web.local_user())
         set_cookie(web, request, response, token)
         session = web.accounts.session(token)

@@ -51,4 +51,16 @@ def install_static(app: FastAPI, dist: Path) -> None:
             return HTMLResponse(_NOT_BUILT, status_code=503, headers=HEADERS)
         return FileResponse(index, headers=HEADERS)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        """Browsers ask for it on every page of the server (the UI's page links its own)."""
+        icon = dist / "assets" / "favicon.svg"
+        if not icon.is_file():
+            return Response(status_code=404)
+        return FileResponse(
+            icon,
+            media_type="image/svg+xml",
+            headers={**HEADERS, "Cache-Control": "public, max-age=86400"},
+        )
+
     app.mount("/ui/assets", _Assets(directory=dist / "assets", check_dir=False), name="ui")

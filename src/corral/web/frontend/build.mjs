@@ -26,4 +26,5 @@ await build({
   logLevel: 'warning',
 });
 copyFileSync('src/index.html', 'dist/index.html');
+copyFileSync('src/favicon.svg', 'dist/assets/favicon.svg');
 console.log(`built dist/ in ${Date.now() - started} ms`);

@@ -72,7 +72,7 @@ function App() {
     <div class="shell">
       <header class="topbar">
         <a class="brand" href="#/chat">corral</a>
-        <nav aria-label="Main">
+        <nav class="main-nav" aria-label="Main">
           {links.map(([id, label]) => (
             <a href={`#/${id}`} class={page === id ? 'active' : ''} aria-current={page === id ? 'page' : undefined}>
               {label}
@@ -98,7 +98,7 @@ function App() {
         )}
       </header>
       <main class="page">
-        {page === 'chat' && <Chat chatId={route.id} admin={admin} />}
+        {page === 'chat' && <Chat chatId={route.id} admin={admin} username={me.user.username} />}
         {page === 'models' && <Models />}
         {page === 'users' && <Users me={me.user} />}
         {page === 'keys' && <Keys />}

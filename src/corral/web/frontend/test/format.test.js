@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  answerStats, cleanOptions, foldPull, formatBytes, formatSeconds, percent, statsLine, titleFrom,
+  answerStats, cleanOptions, foldPull, formatBytes, formatSeconds, percent, pickModel, statsLine, titleFrom,
 } from '../src/lib/format.js';
 
 test('formatBytes uses decimal units like Ollama', () => {
@@ -52,4 +52,14 @@ test('titleFrom takes the first line, shortened', () => {
   assert.equal(titleFrom('  Hello there\nmore'), 'Hello there');
   assert.equal(titleFrom(''), 'New chat');
   assert.equal(titleFrom('x'.repeat(80)).length, 58);
+});
+
+test('pickModel: the last model used, else smollm2:135m, else the first', () => {
+  const names = ['127.0.0.1:5077/library/smollm2:135m', 'llama3.2:1b', 'smollm2:135m'];
+  assert.equal(pickModel(names, 'llama3.2:1b'), 'llama3.2:1b');
+  assert.equal(pickModel(names, ''), 'smollm2:135m'); // not the alphabetically first
+  assert.equal(pickModel(names, null), 'smollm2:135m');
+  assert.equal(pickModel(names, 'gone:7b'), 'smollm2:135m');
+  assert.equal(pickModel(['b:1', 'a:1'], 'gone:7b'), 'b:1');
+  assert.equal(pickModel([], 'llama3.2:1b'), '');
 });

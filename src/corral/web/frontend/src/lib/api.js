@@ -24,10 +24,10 @@ async function failure(response) {
   return new ApiError(message, response.status);
 }
 
-export async function api(path, { method = 'GET', body, signal } = {}) {
+export async function api(path, { method = 'GET', body, signal, extraHeaders } = {}) {
   const response = await fetch(path, {
     method,
-    headers: headers(method, body !== undefined),
+    headers: { ...headers(method, body !== undefined), ...extraHeaders },
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: 'same-origin',
     signal,

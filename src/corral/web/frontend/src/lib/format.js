@@ -84,3 +84,12 @@ export function titleFrom(text) {
   const line = (text || '').trim().split('\n')[0];
   return line.length > 60 ? `${line.slice(0, 57)}…` : line || 'New chat';
 }
+
+// The model a new chat starts with: the one this user last chatted with, else smollm2:135m
+// (corral's default), else the first listed; '' when none is installed.
+export const DEFAULT_MODEL = 'smollm2:135m';
+export function pickModel(names, remembered) {
+  if (remembered && names.includes(remembered)) return remembered;
+  if (names.includes(DEFAULT_MODEL)) return DEFAULT_MODEL;
+  return names[0] || '';
+}

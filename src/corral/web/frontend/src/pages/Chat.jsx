@@ -1,14 +1,14 @@
 // The chat page: sidebar of conversations, the messages, the composer, per-chat settings.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, stream } from '../lib/api.js';
-import { cleanOptions, statsLine, titleFrom } from '../lib/format.js';
+import { cleanOptions, pickModel, statsLine, titleFrom } from '../lib/format.js';
 import { copyCode, copyText, renderMarkdown } from '../lib/markdown.js';
 import { Sidebar } from './Sidebar.jsx';
 
 const OPTION_FIELDS = [
   ['temperature', 'Temperature', '0.8', 0.05],
   ['top_p', 'Top P', '0.9', 0.05],
-  ['num_ctx', 'Context length', '4096', 256],
+  ['num_ctx', 'Context length (num_ctx)', '4096', 256],
   ['num_predict', 'Max tokens', '-1', 1],
   ['seed', 'Seed', 'random', 1],
 ];
@@ -17,9 +17,16 @@ function blankChat(model) {
   return { id: null, title: 'New chat', model, system: '', options: {}, messages: [] };
 }
 
-export function Chat({ chatId, admin }) {
+// the model this user last chatted with, remembered per user in this browser
+function modelKey(username) {
+  return `corral-model:${username}`;
+}
+
+export function Chat({ chatId, admin, username }) {
+  const remembered = () => localStorage.getItem(modelKey(username)) || '';
+  const remember = (model) => model && localStorage.setItem(modelKey(username), model);
   const [models, setModels] = useState(null); // null: not listed yet
-  const [chat, setChat] = useState(blankChat(localStorage.getItem('corral-model') || ''));
+  const [chat, setChat] = useState(blankChat(remembered()));
   const [input, setInput] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
@@ -36,8 +43,8 @@ export function Chat({ chatId, admin }) {
       .then((data) => {
         const names = data.models.map((m) => m.name).sort();
         setModels(names);
-        // a new chat whose remembered model is gone gets the first one; a stored chat keeps its own
-        setChat((c) => (names.includes(c.model) || (c.id && c.model) ? c : { ...c, model: names[0] || '' }));
+        // a new chat gets the last model used (or the default); a stored chat keeps its own
+        setChat((c) => (c.id && c.model ? c : { ...c, model: pickModel(names, remembered()) }));
       })
       .catch((e) => setError(`Could not list models: ${e.message}`));
   }, []);
@@ -48,7 +55,7 @@ export function Chat({ chatId, admin }) {
     setEditing(null);
     setError('');
     if (!chatId) {
-      setChat((c) => blankChat(c.model || localStorage.getItem('corral-model') || models?.[0] || ''));
+      setChat((c) => blankChat(models ? pickModel(models, remembered()) : remembered() || c.model));
       return;
     }
     api(`/ui/api/chats/${encodeURIComponent(chatId)}`)
@@ -96,6 +103,7 @@ export function Chat({ chatId, admin }) {
     }
     setError('');
     setBusy(true);
+    remember(chat.model);
     const abort = new AbortController();
     controller.current = abort;
     let current = { ...chatRef.current, messages };
@@ -122,8 +130,8 @@ export function Chat({ chatId, admin }) {
         show();
       }
     } catch (e) {
+      // shown once, in the answer's place (not also in the page's error line)
       meta = e.name === 'AbortError' ? { stopped: true } : { error: e.message };
-      if (e.name !== 'AbortError') setError(e.message);
     } finally {
       // saved first, then shown as finished: what the page shows done is stored
       const final = { ...current, messages: [...messages, { role: 'assistant', content, meta }] };
@@ -172,7 +180,7 @@ export function Chat({ chatId, admin }) {
         <div class="chat-head">
           <label class="inline">
             Model
-            <select aria-label="Model" value={chat.model} onChange={(e) => { localStorage.setItem('corral-model', e.target.value); savePatch({ model: e.target.value }); }}>
+            <select aria-label="Model" value={chat.model} onChange={(e) => { remember(e.target.value); savePatch({ model: e.target.value }); }}>
               {models && !models.includes(chat.model) && chat.model && <option value={chat.model}>{chat.model} (missing)</option>}
               {(models || []).map((name) => <option value={name}>{name}</option>)}
             </select>
@@ -228,11 +236,16 @@ export function Chat({ chatId, admin }) {
                   ) : busy && index === chat.messages.length - 1 ? (
                     <div class="typing" aria-label="Generating">…</div>
                   ) : null}
+                  {message.meta?.error && (
+                    <div class="answer-error" role="alert">
+                      <strong>Error</strong> {message.meta.error}
+                    </div>
+                  )}
                   <div class="meta">
-                    <span class="stats">{message.meta?.error ? `error: ${message.meta.error}` : statsLine(message.meta)}</span>
+                    <span class="stats">{message.meta?.error ? '' : statsLine(message.meta)}</span>
                     {!(busy && index === chat.messages.length - 1) && (
                       <span class="actions">
-                        <button type="button" class="ghost small" onClick={() => copyText(message.content)}>Copy</button>
+                        {message.content && <button type="button" class="ghost small" onClick={() => copyText(message.content)}>Copy</button>}
                         {index === lastAssistant && !busy && <button type="button" class="ghost small" onClick={regenerate}>Regenerate</button>}
                       </span>
                     )}
@@ -242,7 +255,7 @@ export function Chat({ chatId, admin }) {
             </article>
           ))}
         </div>
-        {error && <p class="error" role="alert">{error}</p>}
+        {error && <p class="error chat-error" role="alert">{error}</p>}
         <form class="composer" onSubmit={(e) => { e.preventDefault(); send(); }}>
           <label class="sr-only" for="composer">Message</label>
           <textarea id="composer" rows={2} placeholder="Message (Enter sends, Shift+Enter for a new line)" value={input}

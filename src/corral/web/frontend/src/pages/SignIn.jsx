@@ -8,6 +8,7 @@ export function SignIn({ onSignedIn }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [confirm, setConfirm] = useState('');
+  const [apiKey, setApiKey] = useState('');
   const [error, setError] = useState('');
   const [notice, setNotice] = useState('');
   const [busy, setBusy] = useState(false);
@@ -32,7 +33,8 @@ export function SignIn({ onSignedIn }) {
     setBusy(true);
     try {
       const path = { setup: '/ui/api/setup', signin: '/ui/api/login', signup: '/ui/api/register' }[mode];
-      const data = await api(path, { method: 'POST', body: { username, password } });
+      const extraHeaders = mode === 'setup' && apiKey.trim() ? { Authorization: `Bearer ${apiKey.trim()}` } : undefined;
+      const data = await api(path, { method: 'POST', body: { username, password }, extraHeaders });
       if (data.pending) {
         setNotice('Account created. An administrator must approve it before you can sign in.');
         setMode('signin');
@@ -74,6 +76,18 @@ export function SignIn({ onSignedIn }) {
             Repeat the password
             <input name="confirm" type="password" required autocomplete="new-password" value={confirm} onInput={(e) => setConfirm(e.target.value)} />
           </label>
+        )}
+        {mode === 'setup' && state?.setup_needs_key && (
+          <>
+            <p class="muted" id="setup-key-help">
+              This server requires API keys: create the admin account in a browser on the server
+              machine itself (http://localhost:PORT/ui/), or enter a full API key here.
+            </p>
+            <label>
+              API key (only needed from another machine)
+              <input name="api-key" type="password" autocomplete="off" aria-describedby="setup-key-help" value={apiKey} onInput={(e) => setApiKey(e.target.value)} />
+            </label>
+          </>
         )}
         {error && <p class="error" role="alert">{error}</p>}
         {notice && <p class="notice" role="status">{notice}</p>}
