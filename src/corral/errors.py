@@ -7,7 +7,8 @@
     │   ├── InvalidModelName
     │   ├── InvalidOption
     │   ├── UnsupportedFeature
-    │   └── LimitExceeded            (a request over one of the server's limits)
+    │   ├── LimitExceeded            (a request over one of the server's limits)
+    │   └── ContextLengthExceeded    (a prompt that cannot fit the model's context)
     ├── Unauthorized                 (401)
     ├── Forbidden                    (403)
     ├── PayloadTooLarge              (413)
@@ -68,6 +69,27 @@ class LimitExceeded(BadRequest):
         super().__init__(message)
         self.limit = limit
         self.param = param  # the request field, for OpenAI's error shape
+
+
+class ContextLengthExceeded(BadRequest):
+    """A prompt of ``prompt_tokens`` that cannot fit a context of ``num_ctx`` tokens (the
+    engine must generate at least one); the message says how to make it fit."""
+
+    def __init__(
+        self,
+        prompt_tokens: int,
+        num_ctx: int,
+        *,
+        what: str = "the prompt",
+        verb: str = "shorten it",
+    ) -> None:
+        super().__init__(
+            f"{what} ({prompt_tokens} tokens) does not fit the context ({num_ctx} tokens): "
+            f"{verb} or raise num_ctx (the request's options.num_ctx, PARAMETER num_ctx in "
+            "a Modelfile, or CORRAL_CONTEXT_LENGTH for the server's default)"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.num_ctx = num_ctx
 
 
 class Unauthorized(CorralError):

@@ -105,6 +105,11 @@ class ChatRequest(_Request):
     think: bool | Literal["low", "medium", "high"] | None = None
     logprobs: bool = False
     top_logprobs: int = Field(0, ge=0, le=20)
+    truncate: bool | None = Field(
+        None,
+        description="Drop the oldest messages (never system ones, never the last) when the "
+        "chat does not fit the context; false refuses such a chat with a 400. Default true.",
+    )
 
 
 class GenerateRequest(_Request):
@@ -198,7 +203,11 @@ class _Final(BaseModel):
     done_reason: str | None = None
     total_duration: int | None = None
     load_duration: int | None = None
+    # Ollama's count: the prompt tokens evaluated for this answer, without those reused from
+    # the engine's prompt cache (a warm follow-up turn shows only its new tokens).
     prompt_eval_count: int | None = None
+    # The cached part, for /v1's usage (there the prompt is evaluated + cached); not on /api.
+    prompt_cached_count: int | None = Field(None, exclude=True)
     prompt_eval_duration: int | None = None
     eval_count: int | None = None
     eval_duration: int | None = None

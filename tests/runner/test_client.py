@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from corral.errors import BadRequest, EngineCrashed, EngineError, UnsupportedFeature
+from corral.errors import (
+    BadRequest,
+    ContextLengthExceeded,
+    EngineCrashed,
+    EngineError,
+    UnsupportedFeature,
+)
 from corral.runner import client as client_mod
 from corral.runner.client import EngineClient
 from corral.runner.process import free_port
@@ -247,7 +253,7 @@ async def test_complete_request_and_stream(client_for: ClientFor) -> None:
     deltas = await collect(client.complete("The capital of France is", params))
     assert [d.content for d in deltas[:-1]] == [" Paris", "."]
     assert deltas[-1].done and deltas[-1].done_reason == "length"
-    assert deltas[-1].prompt_tokens == 12
+    assert deltas[-1].prompt_tokens == 12 and deltas[-1].cached_tokens == 3  # prompt_n, cache_n
     assert rec.requests[-1].path == "/completion"
     assert rec.body["prompt"] == "The capital of France is"
     assert rec.body["stream"] is True and rec.body["cache_prompt"] is True
@@ -285,6 +291,27 @@ async def test_http_400_is_bad_request_with_engine_message(client_for: ClientFor
         await collect(client.chat([], GenerationParams()))
     assert info.value.message == message
     assert type(info.value) is BadRequest
+
+
+async def test_prompt_over_the_context_says_what_to_do(client_for: ClientFor) -> None:
+    """llama-server's own "try increasing it" does not say what; ours names num_ctx."""
+    payload = {
+        "error": {
+            "code": 400,
+            "message": "request (10989 tokens) exceeds the available context size "
+            "(4096 tokens), try increasing it",
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": 10989,
+            "n_ctx": 4096,
+        }
+    }
+    client, _ = client_for(lambda _: json_reply(400, payload))
+    with pytest.raises(ContextLengthExceeded) as info:
+        await collect(client.complete("x", GenerationParams()))
+    assert (info.value.prompt_tokens, info.value.num_ctx) == (10989, 4096)
+    assert info.value.status_code == 400
+    assert "(10989 tokens)" in info.value.message and "(4096 tokens)" in info.value.message
+    assert "shorten it or raise num_ctx" in info.value.message
 
 
 async def test_http_501_is_unsupported(client_for: ClientFor) -> None:

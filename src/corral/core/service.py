@@ -6,6 +6,7 @@ Every API surface (Ollama's /api, OpenAI's /v1) converts to these calls and back
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,6 +14,13 @@ from typing import Any
 
 from corral.config import Settings
 from corral.core.catalog import Catalog, capabilities
+from corral.core.context import (
+    answer_reserve,
+    fit_messages,
+    image_tokens,
+    maybe_fits,
+    without_images,
+)
 from corral.core.embeddings import EmbeddingService
 from corral.core.options import generation_params, load_spec, merged_options
 from corral.core.prompting import (
@@ -26,7 +34,7 @@ from corral.durations import parse_keep_alive
 from corral.errors import UnsupportedFeature
 from corral.modelfile import show_modelfile
 from corral.observe import NULL_OBSERVER, Observer, observed
-from corral.runner.protocol import Delta, GenerationParams
+from corral.runner.protocol import Delta, Engine, GenerationParams
 from corral.store.models import LocalModel, Store
 from corral.types import (
     ChatRequest,
@@ -41,6 +49,8 @@ from corral.types import (
 )
 
 __all__ = ["Service", "collect_chat", "collect_generate"]
+
+log = logging.getLogger(__name__)
 
 
 class Service:
@@ -150,8 +160,14 @@ class Service:
         native = native_messages(model, request.messages)
         calls = tool_call_stream(model, request.tools) if model.template and request.tools else None
         async with self.scheduler.acquire(model, spec, keep_alive) as lease:
+            prompt: str | None = None
+            if request.truncate is not False:
+                native, prompt = await self._fit_context(
+                    model, lease.engine, native, request, options
+                )
             if model.template:
-                prompt = await render_for_model(model, native, request.tools, request.think)
+                if prompt is None:
+                    prompt = await render_for_model(model, native, request.tools, request.think)
                 stream = lease.engine.complete(prompt, params)
             else:
                 stream = lease.engine.chat(engine_messages(native), params, request.tools)
@@ -183,6 +199,48 @@ class Service:
                         message=message,
                         **_final(delta, lease, started),
                     )
+
+    async def _fit_context(
+        self,
+        model: LocalModel,
+        engine: Engine,
+        native: list[dict[str, Any]],
+        request: ChatRequest,
+        options: dict[str, Any],
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The messages that fit the engine's context (see :mod:`corral.core.context`), and
+        the prompt they render to when the count already rendered it (own TEMPLATE only)."""
+        num_ctx = engine.spec.num_ctx
+        reserve = answer_reserve(options.get("num_predict"), num_ctx)
+        budget = num_ctx - reserve
+        if maybe_fits(native, request.tools, budget):
+            return native, None
+        vision = engine.spec.projector_path is not None
+        rendered: dict[int, str] = {}  # by length: the candidates are suffixes of one list
+
+        async def count(candidate: list[dict[str, Any]]) -> int:
+            if model.template:
+                text = await render_for_model(model, candidate, request.tools, request.think)
+                rendered[len(candidate)] = text
+            else:
+                plain = engine_messages(without_images(candidate))
+                text = await engine.apply_template(plain, request.tools)
+            extra = image_tokens(candidate) if vision else 0
+            # every token covers at least one byte; one more for a BOS the engine may add
+            if len(text.encode()) + 1 + extra <= budget:
+                return len(text.encode()) + 1 + extra
+            return len(await engine.tokenize(text)) + 1 + extra
+
+        kept = await fit_messages(native, count, num_ctx=num_ctx, reserve=reserve)
+        if len(kept) < len(native):
+            log.info(
+                "%s: dropped the %d oldest of %d messages to fit num_ctx %d",
+                model.name.display,
+                len(native) - len(kept),
+                len(native),
+                num_ctx,
+            )
+        return kept, rendered.get(len(kept))
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerateResponse]:
         started = time.perf_counter_ns()
@@ -278,6 +336,7 @@ def _final(delta: Delta, lease: Lease, started_ns: int) -> dict[str, Any]:
         "total_duration": time.perf_counter_ns() - started_ns,
         "load_duration": lease.load_duration_ns,
         "prompt_eval_count": delta.prompt_tokens,
+        "prompt_cached_count": delta.cached_tokens,
         "prompt_eval_duration": int(delta.prompt_ms * 1_000_000),
         "eval_count": delta.eval_tokens,
         "eval_duration": int(delta.eval_ms * 1_000_000),

@@ -18,7 +18,13 @@ from typing import Any
 
 import aiohttp
 
-from corral.errors import BadRequest, EngineCrashed, EngineError, UnsupportedFeature
+from corral.errors import (
+    BadRequest,
+    ContextLengthExceeded,
+    EngineCrashed,
+    EngineError,
+    UnsupportedFeature,
+)
 from corral.runner.protocol import Delta, Embeddings, GenerationParams
 
 __all__ = ["EngineClient"]
@@ -59,6 +65,7 @@ def _final(
         done=True,
         done_reason=_done_reason(finish),
         prompt_tokens=int(t.get("prompt_n") or 0),
+        cached_tokens=int(t.get("cache_n") or 0),
         prompt_ms=float(t.get("prompt_ms") or 0.0),
         eval_tokens=int(t.get("predicted_n") or 0),
         eval_ms=float(t.get("predicted_ms") or 0.0),
@@ -422,6 +429,11 @@ class EngineClient:
         status = status or (code if isinstance(code, int) else 500)
         if status == 501 or error.get("type") == "not_supported_error":
             return UnsupportedFeature(message)
+        if error.get("type") == "exceed_context_size_error":
+            # the engine's "..., try increasing it" does not say what to increase
+            tokens, n_ctx = error.get("n_prompt_tokens"), error.get("n_ctx")
+            if isinstance(tokens, int) and isinstance(n_ctx, int):
+                return ContextLengthExceeded(tokens, n_ctx)
         if 400 <= status < 500:
             return BadRequest(message)
         return EngineError(f"engine for {self.label} failed: {message}")

@@ -56,7 +56,8 @@ class Delta:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
     done_reason: str | None = None  # "stop" or "length"
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # evaluated for this answer; the prompt is these plus the cached
+    cached_tokens: int = 0  # reused from the engine's prompt cache, not evaluated again
     prompt_ms: float = 0.0
     eval_tokens: int = 0
     eval_ms: float = 0.0
@@ -97,7 +98,10 @@ class Engine(Protocol):
         """L2-normalised embeddings of texts or token lists (embedding instances only)."""
         ...
 
-    async def tokenize(self, text: str) -> list[int]: ...
+    async def tokenize(self, text: str) -> list[int]:
+        """The model's tokens for ``text`` (special tokens such as ``<|im_start|>`` parsed,
+        no BOS added): how much of the context a rendered prompt takes."""
+        ...
 
     async def detokenize(self, tokens: list[int]) -> str: ...
 

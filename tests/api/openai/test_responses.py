@@ -70,6 +70,22 @@ def test_finish_reason(done_reason: str | None, tool_calls: bool, expected: str)
 def test_usage(prompt: int | None, evals: int | None, expected: tuple[int, int, int]) -> None:
     got = usage(chat_chunk(done=True, prompt_eval_count=prompt, eval_count=evals))
     assert (got.prompt_tokens, got.completion_tokens, got.total_tokens) == expected
+    assert got.prompt_tokens_details is not None and got.prompt_tokens_details.cached_tokens == 0
+
+
+def test_usage_counts_the_whole_prompt_with_the_cached_part() -> None:
+    """OpenAI's prompt_tokens is evaluated + cached; Ollama's prompt_eval_count only the
+    evaluated part, and the cached count never shows on the native (/api) wire."""
+    native = chat_chunk(done=True, prompt_eval_count=1, prompt_cached_count=30, eval_count=4)
+    got = usage(native)
+    assert (got.prompt_tokens, got.completion_tokens, got.total_tokens) == (31, 4, 35)
+    assert got.prompt_tokens_details is not None and got.prompt_tokens_details.cached_tokens == 30
+    wire = json.loads(native.model_dump_json(exclude_none=True))
+    assert wire["prompt_eval_count"] == 1 and "prompt_cached_count" not in wire
+    legacy = GenerateResponse(
+        model="m", created_at=NOW, done=True, prompt_eval_count=2, prompt_cached_count=5
+    )
+    assert usage(legacy).prompt_tokens == 7
 
 
 @pytest.mark.parametrize(
@@ -113,7 +129,12 @@ def test_chat_completion() -> None:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        "usage": {
+            "prompt_tokens": 5,
+            "completion_tokens": 2,
+            "total_tokens": 7,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
         "system_fingerprint": "fp_corral",
     }
 
@@ -188,7 +209,12 @@ def test_completion_object() -> None:
     assert body["choices"] == [
         {"finish_reason": "length", "index": 0, "logprobs": None, "text": " a time"}
     ]
-    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 16, "total_tokens": 19}
+    assert body["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 16,
+        "total_tokens": 19,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
 
 
 def dump(chunks: list[ChatCompletionChunk] | list[Completion]) -> list[dict[str, Any]]:
@@ -216,7 +242,12 @@ def test_chat_chunks(include: bool) -> None:
     assert all("usage" not in c for c in chunks[:4])
     if include:
         assert chunks[4]["choices"] == []
-        assert chunks[4]["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+        assert chunks[4]["usage"] == {
+            "prompt_tokens": 5,
+            "completion_tokens": 2,
+            "total_tokens": 7,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        }
     assert len(chunks) == (5 if include else 4)
 
 

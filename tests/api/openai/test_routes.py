@@ -89,7 +89,12 @@ def test_chat(v1: TestClient, factory: FakeFactory) -> None:
             "message": {"role": "assistant", "content": "Hello there!", "refusal": None},
         }
     ]
-    assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert body["usage"] == {
+        "prompt_tokens": 7,
+        "completion_tokens": 3,
+        "total_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
     [call] = factory.engines[0].calls
     assert call.kind == "chat" and call.messages == [{"role": "user", "content": "hi"}]
     sampling = call.params.sampling
@@ -122,6 +127,7 @@ def test_chat_stream(v1: TestClient, include_usage: bool) -> None:
             "prompt_tokens": 7,
             "completion_tokens": 3,
             "total_tokens": 10,
+            "prompt_tokens_details": {"cached_tokens": 0},
         }
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert all("usage" not in c for c in chunks)

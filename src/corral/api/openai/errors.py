@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from corral.errors import (
+    ContextLengthExceeded,
     CorralError,
     InvalidOption,
     ModelNotFound,
@@ -87,6 +88,8 @@ def _corral_error(exc: CorralError) -> tuple[str | None, str | None]:
     param: str | None = getattr(exc, "param", None)
     if isinstance(exc, ModelNotFound):
         return "model", "model_not_found"
+    if isinstance(exc, ContextLengthExceeded):
+        return param, "context_length_exceeded"  # OpenAI's code for the same refusal
     if isinstance(exc, UnsupportedParameter):
         return param, "unsupported_parameter"
     if isinstance(exc, UnsupportedFeature):

@@ -27,6 +27,7 @@ __all__ = [
     "EmbeddingRequest",
     "Model",
     "ModelList",
+    "PromptTokensDetails",
 ]
 
 
@@ -165,10 +166,18 @@ class ChatCompletionRequest(_Request):
 # -- chat completions: response ---------------------------------------------------------------
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = 0
+
+
 class CompletionUsage(BaseModel):
+    """OpenAI's counts: ``prompt_tokens`` is the whole prompt, cached part included
+    (``prompt_tokens_details.cached_tokens``); Ollama's ``prompt_eval_count`` is not."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class ChatCompletionTopLogprob(BaseModel):

@@ -41,6 +41,7 @@ from corral.api.openai.protocol import (
     FinishReason,
     Model,
     ModelList,
+    PromptTokensDetails,
     ResponseMessage,
 )
 from corral.errors import InvalidModelName, ModelNotFound
@@ -75,10 +76,20 @@ def new_id(prefix: str) -> str:
 
 
 def usage(native: ChatResponse | GenerateResponse) -> CompletionUsage:
-    prompt = int(native.prompt_eval_count or 0)
+    """OpenAI's usage from the native counts. The two APIs count the prompt differently:
+    Ollama's ``prompt_eval_count`` (which /api keeps) is the tokens evaluated for this
+    answer, while OpenAI's ``prompt_tokens`` is the whole prompt, with the part reused from
+    the engine's prompt cache in ``prompt_tokens_details.cached_tokens``: evaluated + cached
+    (llama-server's ``prompt_n + cache_n``), so a repeated prompt costs as many tokens as
+    the first time and shows them cached."""
+    cached = int(native.prompt_cached_count or 0)
+    prompt = int(native.prompt_eval_count or 0) + cached
     completion = int(native.eval_count or 0)
     return CompletionUsage(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
     )
 
 
