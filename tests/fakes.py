@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.errors import EngineCrashed, EngineStartError
+from corral.errors import ContextLengthExceeded, EngineCrashed, EngineStartError
 from corral.runner.protocol import Delta, Embeddings, Engine, GenerationParams, LoadSpec
 
 
@@ -33,6 +33,22 @@ class FakeEngine:
     in_flight: int = 0
     max_in_flight: int = 0
     closed_streams: int = 0
+    prompt_tokens: int = 7  # the final delta's evaluated prompt tokens ...
+    cached_tokens: int = 0  # ... and those the "prompt cache" supplied
+    tokenized: list[str] = field(default_factory=list)  # every tokenize() call's text
+    # refuse, as llama-server does, a prompt of num_ctx tokens or more (one per character of
+    # the prompt, or of apply_template's rendering for chat)
+    enforce_context: bool = False
+
+    async def _refuse(self, tokens: int) -> AsyncGenerator[Delta, None]:
+        """As llama-server answers a prompt that does not fit: a 400 before any token."""
+        raise ContextLengthExceeded(tokens, self.spec.num_ctx)
+        yield Delta()  # pragma: no cover - makes this a generator
+
+    def _checked(self, prompt: str) -> AsyncGenerator[Delta, None]:
+        if self.enforce_context and len(prompt) >= self.spec.num_ctx:
+            return self._refuse(len(prompt))
+        return self._stream()
 
     async def _stream(self) -> AsyncGenerator[Delta, None]:
         self.in_flight += 1
@@ -48,7 +64,8 @@ class FakeEngine:
             yield Delta(
                 done=True,
                 done_reason="stop",
-                prompt_tokens=7,
+                prompt_tokens=self.prompt_tokens,
+                cached_tokens=self.cached_tokens,
                 prompt_ms=1.5,
                 eval_tokens=len(self.words),
                 eval_ms=3.0,
@@ -64,11 +81,11 @@ class FakeEngine:
         tools: list[dict[str, Any]] | None = None,
     ) -> AsyncGenerator[Delta, None]:
         self.calls.append(Call("chat", messages, None, params, tools))
-        return self._stream()
+        return self._checked(_render(messages))
 
     def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
         self.calls.append(Call("complete", None, prompt, params, None))
-        return self._stream()
+        return self._checked(prompt)
 
     def infill(
         self, prefix: str, suffix: str, params: GenerationParams
@@ -83,6 +100,7 @@ class FakeEngine:
         return Embeddings(vectors=[[0.5, 0.5, 0.5, 0.5] for _ in inputs], prompt_tokens=tokens)
 
     async def tokenize(self, text: str) -> list[int]:
+        self.tokenized.append(text)
         return [ord(c) for c in text]
 
     async def detokenize(self, tokens: list[int]) -> str:
@@ -91,7 +109,7 @@ class FakeEngine:
     async def apply_template(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
     ) -> str:
-        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+        return _render(messages)
 
     def is_alive(self) -> bool:
         return self.alive and not self.stopped
@@ -101,6 +119,10 @@ class FakeEngine:
 
     async def stop(self) -> None:
         self.stopped = True
+
+
+def _render(messages: list[dict[str, Any]]) -> str:
+    return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
 
 
 @dataclass
