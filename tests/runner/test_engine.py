@@ -200,7 +200,7 @@ async def test_json_schema_chat_and_complete(engine: LlamaServerEngine) -> None:
 
 
 async def test_too_long_prompt_is_bad_request(engine: LlamaServerEngine) -> None:
-    with pytest.raises(BadRequest, match="context size"):
+    with pytest.raises(BadRequest, match="does not fit the context"):
         await collect(engine.chat(user("hello " * 1500), GenerationParams()))
     assert engine.is_alive()
 

@@ -242,7 +242,7 @@ def test_a_chat_error_shows_once_in_the_conversation(page: Page) -> None:
     expect(error).to_have_attribute("role", "alert")
     expect(page.get_by_text("num_ctx must be at least 16")).to_have_count(1)  # once
     expect(page.locator(".chat-error")).to_have_count(0)
-    assert answer.get_by_role("button", name="Copy").count() == 0  # nothing to copy
+    assert answer.get_by_role("button", name="Copy", exact=True).count() == 0  # nothing to copy
     expect(answer.get_by_role("button", name="Regenerate")).to_be_visible()  # to retry
     assert "error:" not in answer.locator(".stats").inner_text()
     padding, border = error.evaluate(
@@ -257,8 +257,8 @@ def test_a_chat_error_shows_once_in_the_conversation(page: Page) -> None:
     answer.get_by_role("button", name="Regenerate").click()
     expect(page.locator("article.assistant .stats").last).to_contain_text("tokens/s")
     expect(page.locator(".answer-error")).to_have_count(0)
-    expect(
-        page.locator("article.assistant").last.get_by_role("button", name="Copy")
+    expect(  # the answer's own Copy (its code blocks have "Copy code" buttons too)
+        page.locator("article.assistant").last.get_by_role("button", name="Copy", exact=True)
     ).to_be_visible()
 
 
