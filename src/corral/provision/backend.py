@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from corral.core.models import CreateRequest, ModelManager
 from corral.core.registry import registry_service
+from corral.errors import UnsupportedFeature
 from corral.modelfile import parse_modelfile, render_modelfile
 from corral.names import parse_name
 from corral.registry import RegistryService
@@ -73,7 +74,10 @@ class StoreBackend:
         return "@" + await asyncio.to_thread(self.store.blobs.import_file, path)
 
     async def preload(self, name: str) -> None:  # pragma: no cover - can_preload is False
-        raise NotImplementedError("preloading needs a running server")
+        # The runner asks can_preload first and reports "preload skipped (no server)".
+        raise UnsupportedFeature(
+            f"{name}: preloading needs a running server; corral provision only pulls and creates"
+        )
 
 
 class ServerBackend(StoreBackend):
