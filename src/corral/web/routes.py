@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from corral.errors import Forbidden, Unauthorized
-from corral.web.accounts import Session, TooManyAttempts
+from corral.web.accounts import Session, TooManyAttempts, User
 from corral.web.chats import ChatPatch
 from corral.web.deps import CurrentSession, Web, check_origin, clear_cookie, set_cookie
 
@@ -50,6 +50,15 @@ def _me(session: Session, web: Web) -> dict[str, Any]:
     return {"user": session.user.public(), "csrf": session.csrf, "auth": web.auth}
 
 
+def _sign_in(web: Web, user: User, request: Request, response: Response) -> dict[str, Any]:
+    """A new session for ``user``, its cookie on ``response``, and what ``/me`` says."""
+    token = web.accounts.start_session(user)
+    set_cookie(web, request, response, token)
+    session = web.accounts.session(token)
+    assert session is not None
+    return _me(session, web)
+
+
 @router.get("/state")
 def state(web: Web) -> dict[str, Any]:
     """What the sign-in page needs to know before anyone is signed in."""
@@ -73,11 +82,7 @@ def setup(body: Credentials, request: Request, response: Response, web: Web) -> 
             "or by sending a full API key as 'Authorization: Bearer <key>'"
         )
     user = web.accounts.create_first_admin(body.username, body.password)
-    token = web.accounts.start_session(user)
-    set_cookie(web, request, response, token)
-    session = web.accounts.session(token)
-    assert session is not None
-    return _me(session, web)
+    return _sign_in(web, user, request, response)
 
 
 @router.post("/register")
@@ -92,11 +97,7 @@ def register(body: Credentials, request: Request, response: Response, web: Web) 
     )
     if pending:
         return {"pending": True, "user": user.public()}
-    token = web.accounts.start_session(user)
-    set_cookie(web, request, response, token)
-    session = web.accounts.session(token)
-    assert session is not None
-    return _me(session, web)
+    return _sign_in(web, user, request, response)
 
 
 @router.post("/login")
@@ -117,11 +118,7 @@ def login(body: Credentials, request: Request, response: Response, web: Web) -> 
         raise Forbidden("this account is waiting for an administrator's approval")
     if user.status == "disabled":
         raise Forbidden("this account is disabled")
-    token = web.accounts.start_session(user)
-    set_cookie(web, request, response, token)
-    session = web.accounts.session(token)
-    assert session is not None
-    return _me(session, web)
+    return _sign_in(web, user, request, response)
 
 
 @router.post("/logout")
@@ -137,9 +134,7 @@ def me(request: Request, response: Response, web: Web) -> dict[str, Any]:
     as the local admin here."""
     session = web.session_of(request.scope)
     if session is None and not web.auth and web.may_sign_in_locally(_client(request)):
-        token = web.accounts.start_session(web.local_user())
-        set_cookie(web, request, response, token)
-        session = web.accounts.session(token)
+        return _sign_in(web, web.local_user(), request, response)
     if session is None:
         raise Unauthorized("unauthorized: sign in first")
     return _me(session, web)
