@@ -3,8 +3,10 @@
 Every operation gets positive and negative cases; the checks are the issue's: no 5xx, and
 every error body in its surface's shape (``{"error": "..."}`` on the Ollama API, OpenAI's
 ``{"error": {"message", "type", ...}}`` under /v1). The engine is the scripted fake so the run
-stays bounded (a few hundred requests in seconds); the routes, validation, limits, store and
-middleware above it are the real ones.
+stays bounded (a few hundred requests in seconds), and the registries are a scripted one that
+knows no model (this machine has no network: a generated pull of a valid name would otherwise
+depend on DNS); the routes, validation, limits, store and middleware above them are the real
+ones.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -26,10 +29,17 @@ from tests.live import serve_in_thread
 EXAMPLES = 20  # per operation and mode: about 700 requests, ~15 s
 
 
+def _no_such_model(request: httpx.Request) -> httpx.Response:
+    """Every registry and hub: the answer to a model it does not have."""
+    body = {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}
+    return httpx.Response(404, json=body)
+
+
 @pytest.fixture(scope="module")
 def fuzz_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("fuzz") / "home"
     app = create_app(Settings(home=home, max_body_bytes=1 << 20), engine_factory=FakeFactory())
+    app.state.registry.transport = httpx.MockTransport(_no_such_model)
     with serve_in_thread(app) as url:
         yield url
 
