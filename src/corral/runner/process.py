@@ -31,7 +31,8 @@ from typing import IO
 
 import httpx
 
-from corral.errors import EngineStartError
+from corral.errors import EngineCrashedAtLoad, EngineStartError
+from corral.runner.crashes import diagnose_exit
 
 __all__ = ["LlamaServerProcess", "free_port", "kill_all_now", "log_file_name"]
 
@@ -237,7 +238,19 @@ class LlamaServerProcess:
         lines when it printed no error), without their timestamps."""
         return EngineStartError(f"engine for {self.label} {what}" + _excerpt(self.tail()))
 
-    async def wait_ready(self) -> None:
+    def exit_error(self, cpu_flags: tuple[str, ...] = ()) -> EngineStartError:
+        """The error for an engine that exited while loading: an exit by a signal says in
+        words what it means (:class:`EngineCrashedAtLoad`)."""
+        code = self._proc.returncode
+        diagnosis = diagnose_exit(code, cpu_flags)
+        if diagnosis is None:
+            return self.start_error(f"exited with code {code} while loading")
+        return EngineCrashedAtLoad(
+            f"{diagnosis.sentence()} while loading {self.label}" + _excerpt(self.tail()),
+            signum=diagnosis.signum,
+        )
+
+    async def wait_ready(self, cpu_flags: tuple[str, ...] = ()) -> None:
         """Poll ``GET /health`` until it answers 200 (503 while loading); raise
         :class:`EngineStartError` if the engine exits first. Bound it with asyncio.timeout."""
         exited = asyncio.ensure_future(self._proc.wait())
@@ -249,9 +262,7 @@ class LlamaServerProcess:
                 while True:
                     if self._proc.returncode is not None:
                         await self._output_done()
-                        raise self.start_error(
-                            f"exited with code {self._proc.returncode} while loading"
-                        )
+                        raise self.exit_error(cpu_flags)
                     # race each probe against the exit: if the engine could not bind its
                     # port, whoever holds the port may never answer
                     probe = asyncio.ensure_future(http.get("/health"))
