@@ -24,9 +24,12 @@ import pytest
 import pytest_asyncio
 
 from corral.errors import BadRequest, EngineCrashed, EngineStartError
+from corral.hardware.cpu import read_cpu
 from corral.runner import engine as engine_mod
+from corral.runner.compat import EngineCompat, cpu_fingerprint
+from corral.runner.crashes import fallbacks_for
 from corral.runner.discovery import engine_version, find_llama_server
-from corral.runner.engine import LlamaServerEngine, start_engine
+from corral.runner.engine import LlamaServerEngine, start_healing
 from corral.runner.flags import server_args
 from corral.runner.process import free_port
 from corral.runner.protocol import Delta, GenerationParams, LoadSpec
@@ -35,6 +38,16 @@ from tests.runner.helpers import eventually, pid_gone
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="module")]
 
 GREEDY = {"temperature": 0.0, "seed": 42}
+
+_CPU = read_cpu()
+# One in-memory record for the module: on a CPU the native build cannot run plainly (AMX
+# advertised but not runnable) the first start crashes and heals, the rest start healed.
+_COMPAT = EngineCompat(None, cpu_fingerprint(_CPU))
+
+
+async def start_engine(spec: LoadSpec, **kw: Any) -> LlamaServerEngine:
+    """The real engine as corral starts it: with the fallback flags this CPU needs."""
+    return await start_healing(spec, compat=_COMPAT, cpu_flags=_CPU.flags, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +120,8 @@ async def test_every_flag_is_in_help(binary: Path) -> None:
     out, _ = await proc.communicate()
     known = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", out.decode()))
     flags = [a for a in server_args(spec, 1) if a.startswith("-")]
+    flags += [f for signum in signal.Signals for fs in fallbacks_for(signum) for f in fs]
+    assert "--no-repack" in flags
     assert [f for f in flags if f not in known] == []
 
 
@@ -291,12 +306,18 @@ async def test_taken_port_is_retried(
 CHILD = """
 import asyncio, sys, time
 from pathlib import Path
-from corral.runner.engine import start_engine
+from corral.hardware.cpu import read_cpu
+from corral.runner.compat import EngineCompat, cpu_fingerprint
+from corral.runner.engine import start_healing
 from corral.runner.protocol import LoadSpec
 
 async def main():
     spec = LoadSpec(Path(sys.argv[2]), num_ctx=512, num_thread=1, label="orphan-test")
-    engine = await start_engine(spec, binary=Path(sys.argv[1]), load_timeout=60)
+    cpu = read_cpu()
+    compat = EngineCompat(None, cpu_fingerprint(cpu))
+    engine = await start_healing(
+        spec, binary=Path(sys.argv[1]), compat=compat, cpu_flags=cpu.flags, load_timeout=60
+    )
     print(engine.pid, flush=True)
     await asyncio.sleep(3600)
 

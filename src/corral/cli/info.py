@@ -51,11 +51,18 @@ def _engine_lines(engine: Mapping[str, Any]) -> list[str]:
         return [f"not found: {engine.get('error', '')}"]
     devices = engine.get("devices") or []
     shown = [f"{d['id']} {d['name']} ({_gib(d['total'])}, {_gib(d['free'])} free)" for d in devices]
+    fallback = engine.get("fallback")
     return [
         str(engine["path"]),
         f"version {engine.get('version')}",
         f"backends: {', '.join(engine.get('backends') or []) or '?'}",
         f"devices: {'; '.join(shown) if shown else 'none (runs on the CPU)'}",
+        f"CPU features in use: {' '.join(engine.get('cpu_features') or []) or '?'}",
+        (
+            f"fallback in force: {' '.join(fallback['flags'])} ({fallback['reason']})"
+            if fallback
+            else "fallback in force: none"
+        ),
     ]
 
 

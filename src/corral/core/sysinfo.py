@@ -17,7 +17,9 @@ from corral import __version__
 from corral.config import Settings
 from corral.errors import EngineNotFound
 from corral.hardware import GPUInfo, Hardware
-from corral.runner.devices import device_backends, engine_info
+from corral.hardware.cpu import read_cpu
+from corral.runner.compat import COMPAT_FILE, EngineCompat, cpu_fingerprint
+from corral.runner.devices import device_backends, engine_cpu_features, engine_info
 from corral.runner.discovery import find_llama_server
 
 __all__ = ["engine_gpus", "machine_info"]
@@ -56,6 +58,7 @@ def _engine(settings: Settings) -> dict[str, Any]:
     except EngineNotFound as exc:
         return {"path": None, "error": exc.message}
     info = engine_info(path)
+    compat = EngineCompat(settings.home.expanduser() / COMPAT_FILE, cpu_fingerprint(read_cpu()))
     return {
         "path": str(info.path),
         "version": info.version,
@@ -63,6 +66,8 @@ def _engine(settings: Settings) -> dict[str, Any]:
         "devices": [
             {"id": d.id, "name": d.name, "total": d.total, "free": d.free} for d in info.devices
         ],
+        "cpu_features": engine_cpu_features(path),
+        "fallback": compat.describe(path),
     }
 
 

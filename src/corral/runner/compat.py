@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corral.hardware.cpu import CPUInfo
 from corral.store.atomic import write_atomic
 
-__all__ = ["COMPAT_FILE", "CompatRecord", "EngineCompat"]
+__all__ = ["COMPAT_FILE", "CompatRecord", "EngineCompat", "cpu_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,11 @@ class CompatRecord:
     extra_args: list[str] = field(default_factory=list)
     reason: str = ""  # why extra_args are in force: the crash they avoid
     updated: float = 0.0
+
+
+def cpu_fingerprint(cpu: CPUInfo) -> str:
+    """What identifies this CPU for :class:`EngineCompat`: its model and its flags."""
+    return f"{cpu.model}|{' '.join(cpu.flags)}"
 
 
 def _fingerprint(binary: Path, cpu: str) -> str:

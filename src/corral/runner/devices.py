@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,10 @@ __all__ = [
     "EngineInfo",
     "device_backends",
     "engine_backends",
+    "engine_cpu_features",
     "engine_devices",
     "engine_info",
+    "parse_cpu_features",
     "parse_devices",
 ]
 
@@ -85,6 +88,34 @@ def device_backends(path: Path) -> frozenset[str]:
     """Backends of the devices this build can offload to (``cuda``, ``rocm``, ``vulkan``);
     empty for a CPU-only build. Cached per binary: it starts the engine once."""
     return frozenset(d.backend for d in engine_devices(path))
+
+
+_SYSTEM_INFO = re.compile(r"system_info:.*?\|\s*CPU\s*:(?P<cpu>.*)$", re.MULTILINE)
+_FEATURE = re.compile(r"([A-Z0-9_]+)\s*=\s*1\b")
+
+
+def parse_cpu_features(output: str) -> list[str]:
+    """The features of llama-server's ``system_info`` line: ``CPU : SSE3 = 1 | AVX2 = 1 |``."""
+    match = _SYSTEM_INFO.search(output)
+    return _FEATURE.findall(match.group("cpu")) if match else []
+
+
+def engine_cpu_features(path: Path) -> list[str]:
+    """The CPU features the build's CPU backend was compiled for and uses (``AVX2``,
+    ``AVX512``, ``AMX_INT8``, ``REPACK`` ...). llama-server prints them at verbosity 4 before
+    it loads a model, so a model path that cannot exist makes it say them and exit (~20 ms)."""
+    try:
+        proc = subprocess.run(
+            [str(path), "-lv", "4", "--port", "0", "-m", "/nonexistent/corral-probe.gguf"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_cpu_features(proc.stdout + proc.stderr)
 
 
 def engine_info(path: Path) -> EngineInfo:

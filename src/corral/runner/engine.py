@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from corral.errors import EngineCrashedAtLoad
-from corral.hardware.cpu import CPUInfo, read_cpu
+from corral.hardware.cpu import read_cpu
 from corral.runner.client import EngineClient
-from corral.runner.compat import COMPAT_FILE, EngineCompat
+from corral.runner.compat import COMPAT_FILE, EngineCompat, cpu_fingerprint
 from corral.runner.crashes import fallbacks_for
 from corral.runner.discovery import find_llama_server
 from corral.runner.flags import server_args
@@ -179,11 +179,6 @@ def engine_factory(settings: Settings) -> EngineFactory:
         )
 
     return factory
-
-
-def cpu_fingerprint(cpu: CPUInfo) -> str:
-    """What identifies this CPU for :class:`EngineCompat`: its model and its flags."""
-    return f"{cpu.model}|{' '.join(cpu.flags)}"
 
 
 async def start_healing(
