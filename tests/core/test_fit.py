@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,6 @@ from corral.config import Settings
 from corral.core.fit import estimate_memory
 from corral.gguf import read_gguf
 from corral.names import parse_name
-from corral.runner.discovery import find_llama_server
-from corral.runner.flags import server_args
 from corral.runner.process import free_port
 from corral.runner.protocol import LoadSpec
 from corral.store.create import import_gguf
@@ -33,9 +31,12 @@ MIB = 1024 * 1024
 _BREAKDOWN = re.compile(r"- Host\s*\|\s*(\d+) =\s*(\d+) \+\s*(\d+) \+\s*(\d+)")
 
 
-def engine_report(spec: LoadSpec) -> tuple[int, int, int, int]:
+EngineArgv = Callable[[LoadSpec, int], list[str]]
+
+
+def engine_report(spec: LoadSpec, engine_argv: EngineArgv) -> tuple[int, int, int, int]:
     """(total, model, context, compute) MiB from llama-server's memory breakdown line."""
-    cmd = [str(find_llama_server(None)), *server_args(spec, free_port()), "-v", "-t", "1"]
+    cmd = [*engine_argv(spec, free_port()), "-v", "-t", "1"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
         assert p.stdout is not None
         deadline = time.monotonic() + 60
@@ -80,12 +81,15 @@ def test_sliding_window_layers_keep_a_window(gemma_path: Path) -> None:
     ],
 )
 def test_estimate_within_20_percent_of_the_engine(
-    request: pytest.FixtureRequest, model: str, spec_args: dict[str, object]
+    request: pytest.FixtureRequest,
+    engine_argv: EngineArgv,
+    model: str,
+    spec_args: dict[str, object],
 ) -> None:
     path: Path = request.getfixturevalue(f"{model}_path")
     spec = LoadSpec(model_path=path, **spec_args)  # type: ignore[arg-type]
     estimate = estimate_memory(read_gguf(path), path.stat().st_size, spec)
-    total, _, context, compute = engine_report(spec)
+    total, _, context, compute = engine_report(spec, engine_argv)
     assert estimate.total / MIB == pytest.approx(total, rel=0.2)
     assert estimate.kv_cache / MIB == pytest.approx(context, rel=0.2, abs=2)
     assert estimate.compute / MIB == pytest.approx(compute, rel=0.2, abs=2)
@@ -126,6 +130,7 @@ def corral_fit(url: str, *argv: str, capsys: pytest.CaptureFixture[str]) -> dict
 def test_corral_fit_within_20_percent_of_the_engine(
     request: pytest.FixtureRequest,
     fit_server: str,
+    engine_argv: EngineArgv,
     capsys: pytest.CaptureFixture[str],
     model: str,
     name: str,
@@ -138,7 +143,7 @@ def test_corral_fit_within_20_percent_of_the_engine(
     )
     assert (report["source"], report["num_ctx"], report["num_parallel"]) == ("local", ctx, parallel)
     total, weights, context, compute = engine_report(
-        LoadSpec(model_path=path, num_ctx=ctx, num_parallel=parallel)
+        LoadSpec(model_path=path, num_ctx=ctx, num_parallel=parallel), engine_argv
     )
     estimate = report["estimate"]
     assert estimate["total"] / MIB == pytest.approx(total, rel=0.2)
