@@ -88,12 +88,18 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 # -- time per tier, printed at the end of every run (CI's budget is read from it) -------------
 
 _TIERS = ("container", "browser", "registry", "clients", "engine")
+_tier_of: dict[str, str] = {}
 _tier_seconds: dict[str, float] = {}
 _tier_tests: dict[str, set[str]] = {}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:  # by marker (a keyword would also match a folder such as tests/registry)
+        _tier_of[item.nodeid] = next((t for t in _TIERS if item.get_closest_marker(t)), "unit")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    tier = next((t for t in _TIERS if t in report.keywords), "unit")
+    tier = _tier_of.get(report.nodeid, "unit")
     _tier_seconds[tier] = _tier_seconds.get(tier, 0.0) + report.duration
     _tier_tests.setdefault(tier, set()).add(report.nodeid)
 

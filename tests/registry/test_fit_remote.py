@@ -25,7 +25,7 @@ from corral.registry.sources import reference_for
 from corral.runner.protocol import LoadSpec
 from corral.store.create import import_gguf
 from corral.store.models import Store
-from tests.core.test_fit import MIB, engine_report
+from tests.core.test_fit import MIB, EngineArgv, engine_report
 from tests.fakes import FakeFactory
 from tests.live import serve_in_thread
 from tests.registry.conftest import collect, service
@@ -116,9 +116,10 @@ def test_remote_fit_within_20_percent_of_the_engine(
     gemma_path: Path,
     empty_server: tuple[str, Path],
     capsys: pytest.CaptureFixture[str],
+    engine_argv: EngineArgv,
 ) -> None:
     report = corral_fit(empty_server[0], published_gemma, "--ctx", "4096", capsys=capsys)
-    total, weights, context, compute = engine_report(LoadSpec(gemma_path, num_ctx=4096))
+    total, weights, context, compute = engine_report(LoadSpec(gemma_path, num_ctx=4096), engine_argv)
     estimate = report["estimate"]
     assert estimate["total"] / MIB == pytest.approx(total, rel=0.2)
     assert estimate["weights"] / MIB == pytest.approx(weights, rel=0.2)
