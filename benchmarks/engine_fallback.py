@@ -84,6 +84,7 @@ def measure(binary: Path, extra: list[str], model: Path, args: argparse.Namespac
                         "temperature": 0,
                         "seed": 1,
                         "cache_prompt": False,
+                        "ignore_eos": True,  # always n_predict tokens, whatever the model says
                     }
                     timings = client.post(f"{url}/completion", json=body).json()["timings"]
                     if i:
@@ -125,10 +126,8 @@ def main() -> int:
                     print(f"{head}  crashed at load: {outcome.crashed}")
                     continue
                 anchor = anchor or outcome.gen_tps
-                print(
-                    f"{head}{outcome.prompt_tps:>13.1f}{outcome.gen_tps:>11.1f}"
-                    f"{outcome.gen_tps / anchor:>7.2f}"
-                )
+                ratio = f"{outcome.gen_tps / anchor:>7.2f}" if anchor else f"{'-':>7}"
+                print(f"{head}{outcome.prompt_tps:>13.1f}{outcome.gen_tps:>11.1f}{ratio}")
     return 0
 
 
