@@ -119,7 +119,9 @@ def test_remote_fit_within_20_percent_of_the_engine(
     engine_argv: EngineArgv,
 ) -> None:
     report = corral_fit(empty_server[0], published_gemma, "--ctx", "4096", capsys=capsys)
-    total, weights, context, compute = engine_report(LoadSpec(gemma_path, num_ctx=4096), engine_argv)
+    total, weights, context, compute = engine_report(
+        LoadSpec(gemma_path, num_ctx=4096), engine_argv
+    )
     estimate = report["estimate"]
     assert estimate["total"] / MIB == pytest.approx(total, rel=0.2)
     assert estimate["weights"] / MIB == pytest.approx(weights, rel=0.2)
