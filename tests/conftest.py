@@ -87,30 +87,38 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 # -- time per tier, printed at the end of every run (CI's budget is read from it) -------------
 
-_TIERS = ("container", "browser", "registry", "clients", "engine")
-_tier_of: dict[str, str] = {}
-_tier_seconds: dict[str, float] = {}
-_tier_tests: dict[str, set[str]] = {}
+
+class TierClock:
+    """Sums set-up + call + teardown seconds per tier, the tier being a test's first marker
+    of :attr:`TIERS` (by marker: a keyword would also match a folder such as tests/registry)."""
+
+    TIERS = ("container", "browser", "registry", "clients", "engine")
+
+    def __init__(self) -> None:
+        self.tier_of: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+        self.tests: dict[str, set[str]] = {}
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            marked = (t for t in self.TIERS if item.get_closest_marker(t))
+            self.tier_of[item.nodeid] = next(marked, "unit")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        tier = self.tier_of.get(report.nodeid, "unit")
+        self.seconds[tier] = self.seconds.get(tier, 0.0) + report.duration
+        self.tests.setdefault(tier, set()).add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.seconds:
+            return
+        terminalreporter.section("time per tier (set-up + call + teardown)")
+        for tier in (*self.TIERS, "unit"):
+            if tier in self.seconds:
+                terminalreporter.write_line(
+                    f"{tier:>9}: {self.seconds[tier]:7.1f} s over {len(self.tests[tier])} tests"
+                )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:  # by marker (a keyword would also match a folder such as tests/registry)
-        _tier_of[item.nodeid] = next((t for t in _TIERS if item.get_closest_marker(t)), "unit")
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    tier = _tier_of.get(report.nodeid, "unit")
-    _tier_seconds[tier] = _tier_seconds.get(tier, 0.0) + report.duration
-    _tier_tests.setdefault(tier, set()).add(report.nodeid)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _tier_seconds:
-        return
-    terminalreporter.section("time per tier (set-up + call + teardown)")
-    for tier in (*_TIERS, "unit"):
-        if tier in _tier_seconds:
-            count = len(_tier_tests[tier])
-            terminalreporter.write_line(
-                f"{tier:>9}: {_tier_seconds[tier]:7.1f} s over {count} tests"
-            )
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(TierClock(), "corral-tier-clock")

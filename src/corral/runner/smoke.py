@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"smoke: {binary} answers: {result.tokens} tokens at {result.tokens_per_second:.0f} "
         f"tok/s ({time.monotonic() - started:.1f} s in all)\n"
-        f"smoke: CPU features in use: {' '.join(result.cpu_features) or 'unknown'}\n"
+        f"smoke: CPU features built in: {' '.join(result.cpu_features) or 'unknown'}\n"
         f"smoke: fallback flags: {fallback} ({result.reason})"
     )
     return 0
