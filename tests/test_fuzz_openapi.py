@@ -2,7 +2,8 @@
 
 Every operation gets positive and negative cases; the checks are the issue's: no 5xx, and
 every error body in its surface's shape (``{"error": "..."}`` on the Ollama API, OpenAI's
-``{"error": {"message", "type", ...}}`` under /v1). The engine is the scripted fake so the run
+``{"error": {"message", "type", ...}}`` under /v1, Anthropic's ``{"type": "error", "error":
+{"type", "message"}}`` under /v1/messages). The engine is the scripted fake so the run
 stays bounded (a few hundred requests in seconds), and the registries are a scripted one that
 knows no model (this machine has no network: a generated pull of a valid name would otherwise
 depend on DNS); the routes, validation, limits, store and middleware above them are the real
@@ -49,10 +50,17 @@ def api_schema(fuzz_url: str) -> Any:
     return schemathesis.openapi.from_url(f"{fuzz_url}/openapi.json")
 
 
+_ANTHROPIC_TYPES = {"invalid_request_error", "not_found_error", "authentication_error"}
+
+
 def assert_error_shape(path: str, status: int, body: Any) -> None:
     assert isinstance(body, dict) and "error" in body, f"{status} without an error body: {body!r}"
     error = body["error"]
-    if path.startswith("/v1/"):
+    if path.startswith("/v1/messages"):
+        assert body.get("type") == "error", f"not in Anthropic's shape: {body!r}"
+        assert isinstance(error, dict) and isinstance(error.get("message"), str)
+        assert error["message"] and error.get("type") in _ANTHROPIC_TYPES
+    elif path.startswith("/v1/"):
         assert isinstance(error, dict), f"/v1 error not in OpenAI's shape: {body!r}"
         assert isinstance(error.get("message"), str) and error["message"]
         assert error.get("type") in {"invalid_request_error", "not_found_error", "server_error"}
@@ -101,11 +109,14 @@ def test_no_5xx_and_errors_in_the_surface_shape(
 def test_the_schema_lists_both_surfaces(api_schema: Any) -> None:
     paths = set(api_schema.raw_schema["paths"])
     assert {"/api/chat", "/api/generate", "/v1/chat/completions", "/v1/models"} <= paths
+    assert {"/v1/messages", "/v1/messages/count_tokens"} <= paths
 
 
 def test_shape_check_can_fail() -> None:
     with pytest.raises(AssertionError):
         assert_error_shape("/v1/models", 400, {"error": "flat"})
+    with pytest.raises(AssertionError):  # OpenAI's shape where Anthropic's is due
+        assert_error_shape("/v1/messages", 400, {"error": {"message": "m", "type": "x"}})
     with pytest.raises(AssertionError):
         assert_error_shape("/api/chat", 400, {"error": {"message": "nested"}})
     with pytest.raises(AssertionError):

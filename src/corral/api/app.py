@@ -11,6 +11,8 @@ from fastapi import FastAPI
 
 from corral import __version__
 from corral.api import health, models, ollama, registry, system
+from corral.api.anthropic import install_anthropic_error_rendering
+from corral.api.anthropic import router as anthropic_router
 from corral.api.content_type import JsonBodyMiddleware
 from corral.api.errors import install_error_handlers
 from corral.api.health import Readiness
@@ -159,11 +161,13 @@ def create_app(
     install_security(app, settings, extra_keys=web.keys, browser=web.browser_scope)
     install_error_handlers(app)
     install_openai_error_rendering(app)  # after: it routes /v1/* errors to OpenAI's shape
+    install_anthropic_error_rendering(app)  # after that: /v1/messages* in Anthropic's shape
     app.include_router(health.router)
     app.include_router(ollama.router)
     app.include_router(models.router)
     app.include_router(registry.router)
     app.include_router(system.router)  # /api/info, /api/fit
+    app.include_router(anthropic_router)
     app.include_router(openai_router)
     install_web(app, web)  # /ui/ and /ui/api/*
     install_metrics(app, metrics)  # /metrics, and the outermost middleware: counts every request

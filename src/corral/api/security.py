@@ -26,6 +26,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from corral.api.anthropic.errors import error_body as anthropic_error_body
+from corral.api.anthropic.errors import is_messages_path
 from corral.api.openai.errors import error_body
 from corral.auth.keys import KeyRing, load_keys
 from corral.auth.keys import Scope as KeyScope
@@ -66,6 +68,8 @@ _READ_ONLY_ROUTES = {
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("POST", "/v1/embeddings"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
 }
 _OPENAI_CODES = {
     Unauthorized: "invalid_api_key",
@@ -78,8 +82,11 @@ def _is_under(path: str, prefix: str) -> bool:
 
 
 def error_response(scope: Scope, exc: CorralError, headers: dict[str, str] | None = None) -> Any:
-    """``exc`` as the response the path's surface would give: OpenAI's shape on /v1."""
-    if _is_under(scope.get("path", ""), "/v1"):
+    """``exc`` as the response the path's surface would give: OpenAI's shape on /v1,
+    Anthropic's on /v1/messages."""
+    if is_messages_path(scope.get("path", "")):
+        body = anthropic_error_body(exc.status_code, exc.message)
+    elif _is_under(scope.get("path", ""), "/v1"):
         code = getattr(exc, "code", None) or _OPENAI_CODES.get(type(exc))
         param = getattr(exc, "param", None)
         body = error_body(exc.status_code, exc.message, param=param, code=code)
@@ -162,10 +169,15 @@ class HostCheckMiddleware:
 
 
 def _bearer(scope: Scope) -> str | None:
+    """The key a client sent: ``Authorization: Bearer KEY``, or ``x-api-key: KEY`` as
+    Anthropic's SDKs (and Claude Code) send it."""
     for key, value in scope.get("headers", ()):
         if key == b"authorization":
             scheme, _, token = value.decode("latin-1").strip().partition(" ")
             return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    for key, value in scope.get("headers", ()):
+        if key == b"x-api-key" and value.strip():
+            return str(value.decode("latin-1").strip())
     return None
 
 

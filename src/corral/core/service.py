@@ -106,6 +106,14 @@ class Service:
         if think and "thinking" not in caps:
             raise UnsupportedFeature(f'"{name}" does not support thinking')
 
+    def _check_chat(self, model: LocalModel, request: ChatRequest) -> None:
+        self._check(
+            model,
+            tools=bool(request.tools),
+            images=any(m.images for m in request.messages),
+            think=bool(request.think),
+        )
+
     async def _load_only(
         self, model: LocalModel, keep_alive: float | None, spec_options: dict[str, Any]
     ) -> tuple[str, int]:
@@ -149,12 +157,7 @@ class Service:
                 load_duration=load_ns,
             )
             return
-        self._check(
-            model,
-            tools=bool(request.tools),
-            images=any(m.images for m in request.messages),
-            think=bool(request.think),
-        )
+        self._check_chat(model, request)
         spec = load_spec(model, options, self.settings)
         params = self._params(options, request)
         native = native_messages(model, request.messages)
@@ -199,6 +202,23 @@ class Service:
                         message=message,
                         **_final(delta, lease, started),
                     )
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """The tokens ``request``'s messages and tools take once rendered by the model's
+        template, counted by its engine (loaded if it is not): what the chat would send."""
+        model = self.store.get(request.model)
+        options = merged_options(model, request.options)
+        self._check_chat(model, request)
+        spec = load_spec(model, options, self.settings)
+        native = native_messages(model, request.messages)
+        keep_alive = self._keep_alive(request.keep_alive)
+        async with self.scheduler.acquire(model, spec, keep_alive) as lease:
+            if model.template:
+                prompt = await render_for_model(model, native, request.tools, request.think)
+            else:
+                plain = engine_messages(without_images(native))
+                prompt = await lease.engine.apply_template(plain, request.tools)
+            return len(await lease.engine.tokenize(prompt))
 
     async def _fit_context(
         self,

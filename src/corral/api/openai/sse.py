@@ -24,6 +24,7 @@ __all__ = ["stream_events"]
 log = logging.getLogger(__name__)
 
 Native = TypeVar("Native")
+Out = TypeVar("Out")
 DONE = b"data: [DONE]\n\n"
 _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -32,12 +33,24 @@ def _event(chunk: BaseModel) -> bytes:
     return b"data: " + chunk.model_dump_json().encode() + b"\n\n"
 
 
+def _openai_error_event(exc: Exception) -> bytes:
+    status, error = openai_error(exc)
+    log.warning("stream ended with an error (%d): %s", status, error["error"]["message"])
+    return b"data: " + json.dumps(error).encode() + b"\n\n"
+
+
 async def stream_events(
     stream: AsyncIterator[Native],
-    convert: Callable[[Native], Sequence[BaseModel]],
-    finish: Callable[[], Sequence[BaseModel]],
+    convert: Callable[[Native], Sequence[Out]],
+    finish: Callable[[], Sequence[Out]],
+    *,
+    encode: Callable[[Out], bytes] = _event,  # type: ignore[assignment]
+    error_event: Callable[[Exception], bytes] = _openai_error_event,
+    tail: bytes = DONE,
 ) -> StreamingResponse:
-    """``convert`` maps each native chunk to its OpenAI chunks; ``finish`` adds the tail."""
+    """``convert`` maps each native chunk to its events; ``finish`` adds the last ones.
+    ``encode``, ``error_event`` and ``tail`` frame them (OpenAI's by default; Anthropic's
+    Messages API names its events)."""
     try:
         first = await anext(stream)
     except StopAsyncIteration:
@@ -47,19 +60,16 @@ async def stream_events(
         try:
             try:
                 for chunk in convert(first):
-                    yield _event(chunk)
+                    yield encode(chunk)
                 async for native in stream:
                     for chunk in convert(native):
-                        yield _event(chunk)
+                        yield encode(chunk)
                 for chunk in finish():
-                    yield _event(chunk)
+                    yield encode(chunk)
             except Exception as exc:  # the status line is sent: say it in-band
-                status, error = openai_error(exc)
-                log.warning(
-                    "stream ended with an error (%d): %s", status, error["error"]["message"]
-                )
-                yield b"data: " + json.dumps(error).encode() + b"\n\n"
-            yield DONE
+                yield error_event(exc)
+            if tail:
+                yield tail
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
 
