@@ -1,0 +1,44 @@
+from fastapi.testclient import TestClient
+
+from tests.api.openai.test_routes import MODEL
+from tests.fakes import FakeFactory
+
+
+def test_create_then_follow_up_carries_the_earlier_turn(
+    v1: TestClient, factory: FakeFactory
+) -> None:
+    first = v1.post("/v1/responses", json={"model": MODEL, "input": "my name is Ada"})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["id"].startswith("resp_") and body["object"] == "response"
+    assert body["output"][0]["type"] == "message"
+    second = v1.post(
+        "/v1/responses",
+        json={"model": MODEL, "input": "my name?", "previous_response_id": body["id"]},
+    )
+    assert second.status_code == 200, second.text
+    # the engine saw the stored turn (user + assistant answer) before the new input
+    sent = factory.engines[0].calls[-1].messages or []
+    assert [m["content"] for m in sent] == ["my name is Ada", "Hello there!", "my name?"]
+
+
+def test_get_and_delete(v1: TestClient) -> None:
+    ident = v1.post("/v1/responses", json={"model": MODEL, "input": "hi"}).json()["id"]
+    assert v1.get(f"/v1/responses/{ident}").json()["id"] == ident
+    assert v1.delete(f"/v1/responses/{ident}").json()["deleted"] is True
+    missing = v1.get(f"/v1/responses/{ident}")
+    assert missing.status_code == 404 and ident in missing.json()["error"]["message"]
+
+
+def test_unknown_previous_id_is_404_naming_it(v1: TestClient) -> None:
+    r = v1.post(
+        "/v1/responses", json={"model": MODEL, "input": "x", "previous_response_id": "resp_nope"}
+    )
+    assert r.status_code == 404 and "resp_nope" in r.json()["error"]["message"]
+
+
+def test_builtin_tool_is_400_naming_it(v1: TestClient) -> None:
+    r = v1.post(
+        "/v1/responses", json={"model": MODEL, "input": "x", "tools": [{"type": "web_search"}]}
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0].type"
