@@ -1,0 +1,41 @@
+"""The official ``openai`` SDK's ``client.responses``, unchanged, against a live corral."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.clients
+
+MODEL = "smollm2:135m"
+
+
+@pytest.fixture
+def client(live_server: LiveServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=live_server.url + "/v1", api_key="x", max_retries=0)
+
+
+def test_create_and_follow_up_sends_the_stored_turn(client: openai.OpenAI) -> None:
+    first = client.responses.create(
+        model=MODEL, input="Say hello.", instructions="Be brief.", max_output_tokens=8
+    )
+    assert first.id.startswith("resp_") and first.output_text
+    assert first.usage is not None
+    follow = client.responses.create(
+        model=MODEL, input="Again.", previous_response_id=first.id, max_output_tokens=8
+    )
+    assert follow.usage is not None
+    # the follow-up's prompt holds the first turn, so it is longer than the first prompt
+    assert follow.usage.input_tokens > first.usage.input_tokens
+    assert client.responses.retrieve(first.id).id == first.id
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+
+
+def test_builtin_tool_is_a_bad_request(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model=MODEL, input="x", tools=[{"type": "web_search"}])
+    assert "web_search" in info.value.message
