@@ -1,6 +1,11 @@
+import json
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
-from tests.api.openai.test_routes import MODEL
+from tests.api.openai.conftest import ScriptedFactory
+from tests.api.openai.conftest import tools_allowed as tools_allowed
+from tests.api.openai.test_routes import MODEL, scripted
 from tests.fakes import FakeFactory
 
 
@@ -42,3 +47,32 @@ def test_builtin_tool_is_400_naming_it(v1: TestClient) -> None:
         "/v1/responses", json={"model": MODEL, "input": "x", "tools": [{"type": "web_search"}]}
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "tools[0].type"
+
+
+def test_function_call_round_trip(seeded_models: Path, tmp_path: Path, tools_allowed: None) -> None:
+    factory = ScriptedFactory(
+        tool_calls=[{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}],
+        engine_kwargs={"words": []},
+    )
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    with scripted(seeded_models, tmp_path, factory) as client:
+        body = client.post(
+            "/v1/responses", json={"model": MODEL, "input": "weather?", "tools": [tool]}
+        ).json()
+        [call] = [o for o in body["output"] if o["type"] == "function_call"]
+        assert (call["name"], json.loads(call["arguments"])) == ("get_weather", {"city": "Paris"})
+        follow = client.post(
+            "/v1/responses",
+            json={
+                "model": MODEL,
+                "previous_response_id": body["id"],
+                "tools": [tool],
+                "input": [
+                    {"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}
+                ],
+            },
+        )
+    assert follow.status_code == 200, follow.text
+    sent = factory.engines[0].calls[-1].messages or []
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[-1]["content"] == "sunny"
