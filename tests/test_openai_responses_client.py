@@ -39,3 +39,21 @@ def test_builtin_tool_is_a_bad_request(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.responses.create(model=MODEL, input="x", tools=[{"type": "web_search"}])
     assert "web_search" in info.value.message
+
+
+def test_stream_events_and_final_text(client: openai.OpenAI) -> None:
+    events = list(
+        client.responses.create(model=MODEL, input="Say hi.", max_output_tokens=8, stream=True)
+    )
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    last = events[-1]
+    # 8 tokens may cut the answer short: then the stream ends with response.incomplete
+    assert last.type in ("response.completed", "response.incomplete")
+    assert deltas and last.response.output_text == "".join(deltas)
+
+
+def test_sdk_stream_helper(client: openai.OpenAI) -> None:
+    with client.responses.stream(model=MODEL, input="Say hi.", max_output_tokens=256) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert deltas and final.output_text == "".join(deltas)

@@ -76,3 +76,21 @@ def test_function_call_round_trip(seeded_models: Path, tmp_path: Path, tools_all
     sent = factory.engines[0].calls[-1].messages or []
     assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
     assert sent[-1]["content"] == "sunny"
+
+
+def test_stream_events(v1: TestClient) -> None:
+    r = v1.post("/v1/responses", json={"model": MODEL, "input": "hi", "stream": True})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(b.split("data: ", 1)[1]) for b in r.text.split("\n\n") if b]
+    kinds = [e["type"] for e in events]
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert kinds[-1] == "response.completed"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert text == "Hello there!"
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == text

@@ -16,7 +16,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-def _output(final: ChatResponse) -> list[dict[str, Any]]:
+def _output(ident: str, final: ChatResponse) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     msg = final.message
     if msg.thinking:
@@ -33,7 +33,7 @@ def _output(final: ChatResponse) -> list[dict[str, Any]]:
         out.append(
             {
                 "type": "message",
-                "id": new_id("msg"),
+                "id": "msg_" + ident.removeprefix("resp_"),
                 "status": "completed",
                 "role": "assistant",
                 "content": [text],
@@ -68,7 +68,7 @@ def response_object(
         "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
         "error": None,
         "model": model,
-        "output": _output(final),
+        "output": _output(ident, final),
         "parallel_tool_calls": True,
         "tool_choice": "auto",
         "tools": [],

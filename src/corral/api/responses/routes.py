@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from corral.api.openai.errors import InvalidParameter, UnsupportedParameter
+from corral.api.openai.errors import InvalidParameter
 from corral.api.responses import answers, convert
 from corral.api.responses.protocol import InputItem, ResponseRequest
+from corral.api.responses.sse import stream_response
 from corral.api.responses.store import ResponseStore
 from corral.core.service import collect_chat
+from corral.types import ChatResponse
 
 __all__ = ["router"]
 
@@ -34,9 +37,7 @@ def _not_found(response_id: str) -> JSONResponse:
 
 
 @router.post("/responses")
-async def create_response(body: ResponseRequest, request: Request) -> JSONResponse:
-    if body.stream:
-        raise UnsupportedParameter("stream", "streaming responses are not implemented yet")
+async def create_response(body: ResponseRequest, request: Request) -> Response:
     history: list[InputItem] = []
     if body.previous_response_id:
         prev = _store(request).get(body.previous_response_id)
@@ -50,7 +51,8 @@ async def create_response(body: ResponseRequest, request: Request) -> JSONRespon
                 "previous_response_id", "the stored response is unreadable"
             ) from exc
     native = convert.chat_request(body, history)
-    final = await collect_chat(request.app.state.service.chat(native))
+    stream = request.app.state.service.chat(native)
+    ident = answers.new_id("resp")
     extra: dict[str, Any] = {
         "instructions": body.instructions,
         "metadata": body.metadata or {},
@@ -60,14 +62,35 @@ async def create_response(body: ResponseRequest, request: Request) -> JSONRespon
         "top_p": body.top_p,
         "store": body.store,
     }
-    obj = answers.response_object(answers.new_id("resp"), body.model, final, extra)
-    if body.store:
-        own = [i.model_dump(exclude_none=True) for i in convert.input_items(body)]
-        _store(request).put(
-            obj["id"],
-            {**obj, "_input": [*(h.model_dump(exclude_none=True) for h in history), *own]},
-        )
-    return JSONResponse(obj)
+
+    def finish(final: ChatResponse) -> dict[str, Any]:
+        obj = answers.response_object(ident, body.model, final, extra)
+        if body.store:
+            own = [i.model_dump(exclude_none=True) for i in convert.input_items(body)]
+            past = [h.model_dump(exclude_none=True) for h in history]
+            _store(request).put(ident, {**obj, "_input": [*past, *own]})
+        return obj
+
+    if body.stream:
+        skeleton = {
+            **extra,
+            "id": ident,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "in_progress",
+            "model": body.model,
+            "output": [],
+            "usage": None,
+        }
+
+        def streamed(final: ChatResponse, text: str) -> dict[str, Any]:
+            whole = final.model_copy(
+                update={"message": final.message.model_copy(update={"content": text})}
+            )
+            return finish(whole)
+
+        return await stream_response(stream, skeleton, streamed)
+    return JSONResponse(finish(await collect_chat(stream)))
 
 
 @router.get("/responses/{response_id}")
