@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import openai
 import pytest
 
-from tests.live import LiveServer
+from corral.api.app import create_app
+from corral.config import Settings
+from tests.fakes import FakeFactory
+from tests.live import LiveServer, serve_in_thread
 
 pytestmark = pytest.mark.clients
 
@@ -57,3 +63,22 @@ def test_sdk_stream_helper(client: openai.OpenAI) -> None:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert deltas and final.output_text == "".join(deltas)
+
+
+@pytest.fixture
+def crashing_server(tmp_path: Path) -> Iterator[str]:
+    """A fake engine that dies after its first word: a mid-stream failure on demand."""
+    factory = FakeFactory(engine_kwargs={"crash_after": 1})
+    app = create_app(Settings(home=tmp_path / "home"), engine_factory=factory)
+    with serve_in_thread(app) as url:
+        yield url
+
+
+def test_error_mid_stream_is_reported(crashing_server: str) -> None:
+    client = openai.OpenAI(base_url=crashing_server + "/v1", api_key="x", max_retries=0)
+    events = list(client.responses.create(model=MODEL, input="hi", stream=True))
+    kinds = [e.type for e in events]
+    # the status line is already sent: the failure comes in-band, as OpenAI sends it
+    assert kinds[-2:] == ["error", "response.failed"]
+    error = events[-2]
+    assert error.type == "error" and "stopped unexpectedly" in error.message

@@ -68,7 +68,9 @@ async def stream_response(
                 chunk = await anext(it, None)
         except Exception as exc:  # the status line is sent: say it in-band
             _, error = openai_error(exc)
-            yield event("error", **error["error"])
+            info = error["error"]
+            # the error's own "type" (e.g. server_error) would clobber the event type
+            yield event("error", message=info["message"], code=info.get("code"), param=None)
             yield event(
                 "response.failed",
                 response={**skeleton, "status": "failed", "error": error["error"]},
