@@ -19,6 +19,8 @@ from corral.api.health import Readiness
 from corral.api.metrics import Metrics, install_metrics
 from corral.api.openai import install_openai_error_rendering
 from corral.api.openai import router as openai_router
+from corral.api.responses.routes import router as responses_router
+from corral.api.responses.store import ResponseStore
 from corral.api.security import install_security
 from corral.config import Settings
 from corral.core.catalog import Catalog
@@ -143,6 +145,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.scheduler = scheduler
+    app.state.responses = ResponseStore(settings.home / "responses")  # Responses API
     app.state.service = Service(settings, store, scheduler, catalog, observer=metrics)
     app.state.models = ModelManager(
         store,
@@ -169,6 +172,7 @@ def create_app(
     app.include_router(system.router)  # /api/info, /api/fit
     app.include_router(anthropic_router)
     app.include_router(openai_router)
+    app.include_router(responses_router)  # /v1/responses
     install_web(app, web)  # /ui/ and /ui/api/*
     install_metrics(app, metrics)  # /metrics, and the outermost middleware: counts every request
     return app
