@@ -145,7 +145,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.scheduler = scheduler
-    app.state.responses = ResponseStore(settings.home / "responses")  # Responses API
+    app.state.responses = ResponseStore(settings.home.expanduser() / "responses")  # Responses API
     app.state.service = Service(settings, store, scheduler, catalog, observer=metrics)
     app.state.models = ModelManager(
         store,

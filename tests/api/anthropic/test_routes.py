@@ -195,3 +195,41 @@ def test_api_key_as_x_api_key_or_bearer(url: str) -> None:
     assert bearer.status_code == 200
     none = httpx.post(f"{url}/v1/messages", json=body)
     assert none.status_code == 401 and none.json()["type"] == "error"
+
+
+def test_what_claude_code_sends_is_accepted(url: str, factory: FakeFactory) -> None:
+    """System turns inside messages, adaptive thinking, output_config, context_management:
+    the fields Claude Code sends besides the documented basics."""
+    body = {
+        "model": MODEL,
+        "max_tokens": 32000,
+        "stream": True,
+        "system": [{"type": "text", "text": "You are terse.", "cache_control": {"type": "x"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+            {"role": "system", "content": "Agent types: none."},
+        ],
+        "tools": [WEATHER],
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "high"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "metadata": {"user_id": "u"},
+    }
+    with httpx.stream(
+        "POST", f"{url}/v1/messages?beta=true", json=body, headers={"x-api-key": "k-test"}
+    ) as response:
+        assert response.status_code == 200
+        events = [line[7:] for line in response.iter_lines() if line.startswith("event: ")]
+    assert events[-1] == "message_stop"
+    assert last_prompt(factory).startswith(
+        "<|im_start|>system\nYou are terse.\n\nAgent types: none."
+    )
+
+
+def test_output_config_format_constrains_the_answer(url: str, factory: FakeFactory) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    body = {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}}}  # fmt: skip
+    response = httpx.post(f"{url}/v1/messages", json=body, headers={"x-api-key": "k-test"})
+    assert response.status_code == 200
+    assert factory.engines[-1].calls[-1].params.json_schema == schema
