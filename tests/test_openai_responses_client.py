@@ -59,7 +59,11 @@ def test_stream_events_and_final_text(client: openai.OpenAI) -> None:
 
 
 def test_sdk_stream_helper(client: openai.OpenAI) -> None:
-    with client.responses.stream(model=MODEL, input="Say hi.", max_output_tokens=256) as stream:
+    # greedy, so the short answer ends well inside the limit: the SDK's helper only returns a
+    # final response for response.completed, not for response.incomplete
+    with client.responses.stream(
+        model=MODEL, input="Say hi.", max_output_tokens=256, temperature=0
+    ) as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert deltas and final.output_text == "".join(deltas)

@@ -74,6 +74,8 @@ def _read_file(path: Path) -> KeyRing:
         text = path.read_text()
     except OSError as exc:
         raise KeyConfigError(f"cannot read API key file {path}: {exc.strerror}") from exc
+    except ValueError as exc:  # a NUL byte in the path: no file can have that name
+        raise KeyConfigError(f"cannot read API key file {str(path)!r}: {exc}") from exc
     entries = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
