@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         default_factory=list,
         validation_alias=_env("ORIGINS", "OLLAMA_ORIGINS"),
         description="Extra allowed CORS origins, comma-separated.",
+    )
+    speculative: Literal["off", "auto", "ngram"] = Field(
+        "off",
+        validation_alias=_env("SPECULATIVE"),
+        description=(
+            "Speculative decoding for models that do not set their own: off; auto (a smaller "
+            "local model with the same vocabulary drafts, where there is one); ngram (draft-free)."
+        ),
     )
     context_length: int = Field(
         4096,

@@ -27,6 +27,7 @@ from corral.store.models import LocalModel, Store
 __all__ = [
     "DEPRECATED_PARAMETERS",
     "PARAMETER_TYPES",
+    "SPECULATIVE_MODES",
     "FromSource",
     "Modelfile",
     "ModelfileError",
@@ -61,7 +62,20 @@ PARAMETER_TYPES: dict[str, type] = {
     **dict.fromkeys(["frequency_penalty", "mirostat_tau", "mirostat_eta"], float),
     "use_mmap": bool,
     "stop": list,
+    # speculative decoding (corral's own; see corral.core.speculative)
+    "draft": str,  # a model in the store that drafts tokens for this one (DRAFT name)
+    "speculative": str,  # one of SPECULATIVE_MODES
+    "draft_max": int,
+    "draft_min": int,
+    "draft_p_min": float,
 }
+SPECULATIVE_MODES = (
+    "off", "auto", "draft", "ngram", "ngram-simple", "ngram-mod", "ngram-cache", "ngram-map-k",
+    "ngram-map-k4v",
+)  # fmt: skip
+"""``off``; ``auto``: a smaller local model with the same vocabulary drafts, if there is one;
+``draft``: the ``draft`` model; ``ngram`` and the engine's own n-gram types: no draft model,
+tokens are guessed from what the context already holds."""
 # Accepted and dropped with a warning, as Ollama's CLI does.
 DEPRECATED_PARAMETERS = frozenset(
     ["penalize_newline", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock"]
@@ -86,6 +100,15 @@ def parse_parameter(name: str, value: str) -> Any:
         return value in _TRUE
     if kind is list:
         return [value]
+    if kind is str:
+        if name == "speculative" and value not in SPECULATIVE_MODES:
+            raise InvalidOption(
+                f"invalid value for parameter 'speculative': {value!r}; "
+                f"expected one of {', '.join(SPECULATIVE_MODES)}"
+            )
+        if not value:
+            raise InvalidOption(f"parameter '{name}' needs a value")
+        return value
     raise InvalidOption(f"invalid {kind.__name__} value for parameter '{name}': {value!r}")
 
 
@@ -148,8 +171,10 @@ class Modelfile:
         return {k: v for k, v in fields.items() if v is not None}
 
 
-_INSTRUCTIONS = ("from", "parameter", "template", "system", "adapter", "license", "message")
-_UNSUPPORTED = ("draft", "renderer", "parser")  # newer Ollama instructions corral lacks
+_INSTRUCTIONS = (
+    "from", "parameter", "template", "system", "adapter", "license", "message", "draft",
+)  # fmt: skip
+_UNSUPPORTED = ("renderer", "parser")  # newer Ollama instructions corral lacks
 _ROLES = ("system", "user", "assistant")
 _WORD = re.compile(r"[^\s]+")
 _NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -272,6 +297,8 @@ def parse_modelfile(text: str) -> Modelfile:
                     f"MESSAGE role '{sub}' must be one of system, user, assistant", line
                 )
             mf.messages.append({"role": sub.lower(), "content": value})
+        elif name == "draft":  # DRAFT name: the same as PARAMETER draft name
+            _add_parameter(mf, "draft", value, line)
         else:
             _add_parameter(mf, sub, value, line)
     if not mf.from_:

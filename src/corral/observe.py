@@ -30,9 +30,12 @@ class Observer:
         prompt_tokens: int,
         eval_tokens: int,
         eval_seconds: float,
+        draft_tokens: int = 0,
+        draft_accepted: int = 0,
     ) -> None:
         """One chat or generate finished: seconds from request start to the first token
-        (None when no token came), the engine's token counts and generation time."""
+        (None when no token came), the engine's token counts and generation time, and the
+        tokens speculative decoding proposed and the model kept."""
 
     def engine_started(self, model: str) -> None:
         """An engine process started and answered for ``model``."""
@@ -75,5 +78,7 @@ async def _observed(
                     prompt_tokens=delta.prompt_tokens,
                     eval_tokens=delta.eval_tokens,
                     eval_seconds=delta.eval_ms / 1000,
+                    draft_tokens=delta.draft_tokens,
+                    draft_accepted=delta.draft_accepted,
                 )
             yield delta

@@ -48,6 +48,12 @@ class Options(BaseModel):
     num_thread: int | None = Field(None, ge=0)
     use_mmap: bool | None = None
     num_parallel: int | None = Field(None, ge=1)
+    # speculative decoding, also at load time (see corral.core.speculative)
+    draft: str | None = None
+    speculative: str | None = None
+    draft_max: int | None = Field(None, ge=1)
+    draft_min: int | None = Field(None, ge=0)
+    draft_p_min: float | None = Field(None, ge=0, le=1)
     # per request
     num_keep: int | None = None
     seed: int | None = None

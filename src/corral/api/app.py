@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,10 +27,11 @@ from corral.config import Settings
 from corral.core.catalog import Catalog
 from corral.core.fit import estimate_memory
 from corral.core.models import ModelManager
-from corral.core.offload import Offloader
+from corral.core.offload import LoadPlan, Offloader
 from corral.core.registry import registry_service
 from corral.core.scheduler import Scheduler
 from corral.core.service import Service
+from corral.core.speculative import Drafts
 from corral.core.sysinfo import engine_gpus
 from corral.errors import CorralError
 from corral.hardware import Hardware, MemoryProbe
@@ -108,8 +110,20 @@ def create_app(
     catalog = Catalog()
     metrics = Metrics()  # this app's own Prometheus registry, fed through the observer hooks
 
+    drafts = Drafts(store, catalog, settings.speculative)  # speculative decoding's drafts
+    offloader = Offloader(gpus, catalog.gguf, overhead=settings.gpu_overhead)
+
+    def draft_bytes(spec: LoadSpec) -> int:
+        draft = drafts.memory(spec)
+        return draft.total if draft else 0
+
     def estimate(model: LocalModel, spec: LoadSpec) -> int:
-        return estimate_memory(catalog.gguf(model), model.model_path.stat().st_size, spec).total
+        size = model.model_path.stat().st_size
+        return estimate_memory(catalog.gguf(model), size, spec).total + draft_bytes(spec)
+
+    def plan(model: LocalModel, spec: LoadSpec) -> LoadPlan:
+        planned = offloader.plan(model, spec)  # a draft is counted in RAM, where it may go
+        return dataclasses.replace(planned, ram=planned.ram + draft_bytes(spec))
 
     scheduler = Scheduler(
         engine_factory or _engine_factory(settings),
@@ -117,7 +131,7 @@ def create_app(
         max_queue=settings.max_queue,
         memory=memory,
         estimate=estimate,
-        plan=Offloader(gpus, catalog.gguf, overhead=settings.gpu_overhead).plan,
+        plan=plan,
         observer=metrics,
     )
     metrics.watch_scheduler(scheduler)
@@ -146,7 +160,9 @@ def create_app(
     app.state.store = store
     app.state.scheduler = scheduler
     app.state.responses = ResponseStore(settings.home.expanduser() / "responses")  # Responses API
-    app.state.service = Service(settings, store, scheduler, catalog, observer=metrics)
+    app.state.service = Service(
+        settings, store, scheduler, catalog, observer=metrics, drafts=drafts
+    )
     app.state.models = ModelManager(
         store,
         noprune=settings.noprune,
@@ -156,7 +172,9 @@ def create_app(
     app.state.readiness = readiness
     app.state.registry = registry_service(settings, store, app.state.models, metrics)
     app.state.provisioner = _provisioner(settings, app, readiness)
-    app.state.system = system.System(settings, store, catalog, hardware, gpus, app.state.registry)
+    app.state.system = system.System(
+        settings, store, catalog, hardware, gpus, app.state.registry, drafts=drafts
+    )
     catalog.fit = app.state.system.show_fit  # /api/show's "fit"
     web = WebUI.create(settings)  # the browser UI's database, accounts, chats, keys
     # host check, CORS, API keys (configured ones, the web UI's, browser sessions), body limits

@@ -15,6 +15,8 @@ Metric names (counters get ``_total`` in the text format)::
     corral_time_to_first_token_seconds{model}              histogram, request start -> token
     corral_prompt_tokens_total{model}, corral_generated_tokens_total{model}
     corral_generation_tokens_per_second{model}             histogram, one value per request
+    corral_draft_tokens_total{model}, corral_draft_accepted_tokens_total{model}
+                                                           speculative decoding's guesses
     corral_models_loaded, corral_model_memory_bytes{model}, corral_queue_depth,
     corral_requests_active
     corral_engine_starts_total{model}, corral_engine_crashes_total{model}
@@ -126,6 +128,18 @@ class Metrics(Observer):
             buckets=_RATE_BUCKETS,
             registry=r,
         )
+        self.draft_tokens = Counter(
+            "corral_draft_tokens",
+            "Tokens proposed by speculative decoding (a draft model or n-grams)",
+            ["model"],
+            registry=r,
+        )
+        self.draft_accepted = Counter(
+            "corral_draft_accepted_tokens",
+            "Proposed tokens the model kept (accepted / proposed is the acceptance rate)",
+            ["model"],
+            registry=r,
+        )
         self.engine_starts = Counter(
             "corral_engine_starts", "Engine processes started", ["model"], registry=r
         )
@@ -167,7 +181,12 @@ class Metrics(Observer):
         prompt_tokens: int,
         eval_tokens: int,
         eval_seconds: float,
+        draft_tokens: int = 0,
+        draft_accepted: int = 0,
     ) -> None:
+        if draft_tokens > 0:
+            self.draft_tokens.labels(model).inc(draft_tokens)
+            self.draft_accepted.labels(model).inc(max(0, draft_accepted))
         if ttft is not None:
             self.ttft.labels(model).observe(ttft)
         self.prompt_tokens.labels(model).inc(max(0, prompt_tokens))

@@ -26,6 +26,7 @@ from corral.config import Settings
 from corral.core.catalog import Catalog
 from corral.core.fitreport import FitReport, assess_fit
 from corral.core.options import load_spec
+from corral.core.speculative import Drafts
 from corral.core.sysinfo import machine_info
 from corral.errors import (
     CorralError,
@@ -79,6 +80,7 @@ class System:
         hardware: Hardware,
         gpus: GPUProbe,
         registry: RegistryService,
+        drafts: Drafts | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -86,6 +88,7 @@ class System:
         self.hardware = hardware
         self.gpus = gpus  # the GPUs the engine can use
         self.registry = registry
+        self.drafts = drafts or Drafts(store, catalog, settings.speculative)
 
     def _overrides(self, body: FitRequest | None) -> dict[str, Any]:
         if body is None:
@@ -101,7 +104,8 @@ class System:
     def local(self, model: LocalModel, body: FitRequest | None = None) -> FitReport:
         """The report for a model in the store, with its own parameters as defaults."""
         options = {**model.params, **self._overrides(body)}
-        spec = load_spec(model, options, self.settings)
+        speculation = self.drafts.resolve(model, options)
+        spec = load_spec(model, options, self.settings, speculation=speculation)
         return assess_fit(
             self.catalog.gguf(model),
             model.model_path.stat().st_size,
@@ -110,6 +114,8 @@ class System:
             memory=self.hardware.memory(),
             overhead=self.settings.gpu_overhead,
             model=model.name.display,
+            draft=self.drafts.memory(spec),
+            draft_name=speculation.draft.name.display if speculation and speculation.draft else "",
         )
 
     async def remote(self, body: FitRequest) -> FitReport:

@@ -50,6 +50,13 @@ def _vram_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _draft_rows(report: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    draft = report.get("draft")
+    if not draft:
+        return []
+    return [("draft", [f"{draft.get('model')}: {_gib(draft.get('total'))} more, in RAM"])]
+
+
 def format_fit(report: Mapping[str, Any]) -> str:
     est, ram = report.get("estimate") or {}, report.get("ram") or {}
     slots = int(report.get("num_parallel") or 1)
@@ -60,6 +67,7 @@ def format_fit(report: Mapping[str, Any]) -> str:
         ("KV cache", [_gib(est.get("kv_cache"))]),
         ("compute", [_gib(est.get("compute"))]),
         ("total", [_gib(est.get("total"))]),
+        *_draft_rows(report),
         ("VRAM", _vram_lines(report)),
         (
             "RAM",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.core.scheduler import LoadedModel
-from corral.gguf import GGUFInfo, read_gguf
+from corral.gguf import GGUFInfo, read_gguf, token_fingerprint
 from corral.store.models import LocalModel
 from corral.templates import TemplateError, compile_template
 from corral.types import ModelDetails
@@ -66,14 +66,25 @@ def _supports_tools(template: str) -> bool:
 class Catalog:
     def __init__(self) -> None:
         self._gguf: dict[Path, GGUFInfo] = {}
+        self._fingerprints: dict[Path, str | None] = {}
         # Set by the app factory: the memory estimate /api/show adds (corral.api.system).
         self.fit: Callable[[LocalModel], dict[str, Any]] | None = None
 
     def gguf(self, model: LocalModel) -> GGUFInfo:
-        info = self._gguf.get(model.model_path)
+        return self.gguf_file(model.model_path)
+
+    def gguf_file(self, path: Path) -> GGUFInfo:
+        info = self._gguf.get(path)
         if info is None:
-            info = self._gguf[model.model_path] = read_gguf(model.model_path)
+            info = self._gguf[path] = read_gguf(path)
         return info
+
+    def fingerprint(self, model: LocalModel) -> str | None:
+        """The model's vocabulary fingerprint (see :func:`corral.gguf.token_fingerprint`)."""
+        path = model.model_path
+        if path not in self._fingerprints:
+            self._fingerprints[path] = token_fingerprint(self.gguf_file(path))
+        return self._fingerprints[path]
 
     def details(self, model: LocalModel) -> ModelDetails:
         cfg = model.config

@@ -33,6 +33,8 @@ class FitReport:
     gpus: tuple[GPUInfo, ...]
     memory: MemoryInfo
     overhead: int
+    draft: MemoryEstimate | None = None  # a speculative-decoding draft, counted in RAM
+    draft_name: str = ""
 
     @property
     def fits_vram(self) -> bool:
@@ -40,7 +42,7 @@ class FitReport:
 
     @property
     def ram_needed(self) -> int:
-        return self.placement.ram
+        return self.placement.ram + (self.draft.total if self.draft else 0)
 
     @property
     def fits_ram(self) -> bool:
@@ -107,6 +109,18 @@ class FitReport:
             },
             "fits": self.fits,
             "verdict": self.verdict,
+            **({"draft": self._draft_dict()} if self.draft else {}),
+        }
+
+    def _draft_dict(self) -> dict[str, Any]:
+        assert self.draft is not None
+        draft = self.draft
+        return {
+            "model": self.draft_name,
+            "weights": draft.weights,
+            "kv_cache": draft.kv_cache,
+            "compute": draft.compute,
+            "total": draft.total,
         }
 
 
@@ -120,6 +134,8 @@ def assess_fit(
     overhead: int = 0,
     model: str = "",
     source: str = "local",
+    draft: MemoryEstimate | None = None,
+    draft_name: str = "",
 ) -> FitReport:
     estimate = estimate_memory(info, file_size, spec)
     placement = plan_offload(
@@ -135,4 +151,6 @@ def assess_fit(
         gpus=tuple(gpus),
         memory=memory,
         overhead=overhead,
+        draft=draft,
+        draft_name=draft_name,
     )

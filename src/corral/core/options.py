@@ -6,13 +6,16 @@ server settings.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.config import Settings
 from corral.errors import InvalidOption
 from corral.runner.protocol import GenerationParams, LoadSpec
 from corral.store.models import LocalModel
 from corral.types import Format, Options
+
+if TYPE_CHECKING:
+    from corral.core.speculative import Speculation
 
 __all__ = ["generation_params", "load_spec", "merged_options"]
 
@@ -52,11 +55,14 @@ def load_spec(
     *,
     embedding: bool = False,
     pooling: str | None = None,
+    speculation: Speculation | None = None,
 ) -> LoadSpec:
     num_ctx = int(options.get("num_ctx") or settings.context_length)
     if num_ctx < 16:
         raise InvalidOption(f"num_ctx must be at least 16, got {num_ctx}")
     thread = options.get("num_thread") or settings.num_threads
+    speculation = None if embedding else speculation  # embeddings generate nothing to guess
+    draft = speculation.draft if speculation else None
     return LoadSpec(
         model_path=model.model_path,
         num_ctx=num_ctx,
@@ -69,6 +75,11 @@ def load_spec(
         projector_path=None if embedding else model.projector_path,
         embedding=embedding,
         pooling=pooling,
+        draft_path=draft.model_path if draft else None,
+        speculative=speculation.ngram if speculation else None,
+        draft_max=speculation.draft_max if speculation else None,
+        draft_min=speculation.draft_min if speculation else None,
+        draft_p_min=speculation.draft_p_min if speculation else None,
         label=model.name.display,
     )
 

@@ -30,11 +30,12 @@ from corral.core.prompting import (
     tool_call_stream,
 )
 from corral.core.scheduler import Lease, LoadedModel, Scheduler
+from corral.core.speculative import Drafts
 from corral.durations import parse_keep_alive
 from corral.errors import UnsupportedFeature
 from corral.modelfile import show_modelfile
 from corral.observe import NULL_OBSERVER, Observer, observed
-from corral.runner.protocol import Delta, Engine, GenerationParams
+from corral.runner.protocol import Delta, Engine, GenerationParams, LoadSpec
 from corral.store.models import LocalModel, Store
 from corral.types import (
     ChatRequest,
@@ -61,6 +62,7 @@ class Service:
         scheduler: Scheduler,
         catalog: Catalog | None = None,
         observer: Observer = NULL_OBSERVER,
+        drafts: Drafts | None = None,
     ) -> None:
         self.settings = settings
         self.observer = observer  # time to first token and token counts (metrics)
@@ -68,6 +70,7 @@ class Service:
         self.scheduler = scheduler
         self.catalog = catalog or Catalog()
         self.embeddings = EmbeddingService(settings, store, scheduler, self.catalog)
+        self.drafts = drafts or Drafts(store, self.catalog, settings.speculative)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -121,9 +124,14 @@ class Service:
         if keep_alive == 0:
             await self.scheduler.unload(model)
             return "unload", 0
-        spec = load_spec(model, spec_options, self.settings)
+        spec = self._load_spec(model, spec_options)
         async with self.scheduler.acquire(model, spec, keep_alive) as lease:
             return "load", lease.load_duration_ns
+
+    def _load_spec(self, model: LocalModel, options: dict[str, Any]) -> LoadSpec:
+        return load_spec(
+            model, options, self.settings, speculation=self.drafts.resolve(model, options)
+        )
 
     def _keep_alive(self, value: float | int | str | None) -> float | None:
         return parse_keep_alive(value, self.settings.default_keep_alive)
@@ -158,7 +166,7 @@ class Service:
             )
             return
         self._check_chat(model, request)
-        spec = load_spec(model, options, self.settings)
+        spec = self._load_spec(model, options)
         params = self._params(options, request)
         native = native_messages(model, request.messages)
         calls = tool_call_stream(model, request.tools) if model.template and request.tools else None
@@ -209,7 +217,7 @@ class Service:
         model = self.store.get(request.model)
         options = merged_options(model, request.options)
         self._check_chat(model, request)
-        spec = load_spec(model, options, self.settings)
+        spec = self._load_spec(model, options)
         native = native_messages(model, request.messages)
         keep_alive = self._keep_alive(request.keep_alive)
         async with self.scheduler.acquire(model, spec, keep_alive) as lease:
@@ -291,7 +299,7 @@ class Service:
             think=bool(request.think),
             insert=bool(request.suffix),
         )
-        spec = load_spec(model, options, self.settings)
+        spec = self._load_spec(model, options)
         params = self._params(options, request)
         system = request.system if request.system is not None else model.system
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []

@@ -69,6 +69,8 @@ def _final(
         prompt_ms=float(t.get("prompt_ms") or 0.0),
         eval_tokens=int(t.get("predicted_n") or 0),
         eval_ms=float(t.get("predicted_ms") or 0.0),
+        draft_tokens=int(t.get("draft_n") or 0),
+        draft_accepted=int(t.get("draft_n_accepted") or 0),
     )
 
 

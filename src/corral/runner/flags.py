@@ -49,4 +49,23 @@ def server_args(spec: LoadSpec, port: int) -> list[str]:
             args += ["--pooling", spec.pooling]
     if spec.projector_path is not None:
         args += ["--mmproj", str(spec.projector_path)]
-    return args
+    return args + _speculative_args(spec)
+
+
+def _speculative_args(spec: LoadSpec) -> list[str]:
+    """A draft model needs ``--spec-type draft-simple`` too: ``-md`` alone loads the draft and
+    never uses it (checked: no ``draft_n`` in the timings)."""
+    if spec.draft_path is not None:
+        args = ["--spec-type", "draft-simple", "-md", str(spec.draft_path)]
+        if spec.draft_max is not None:
+            args += ["--spec-draft-n-max", str(spec.draft_max)]
+        if spec.draft_min is not None:
+            args += ["--spec-draft-n-min", str(spec.draft_min)]
+        if spec.draft_p_min is not None:
+            args += ["--spec-draft-p-min", str(spec.draft_p_min)]
+        if spec.num_gpu == 0:  # a CPU-only target keeps its draft on the CPU too
+            args += ["-ngld", "0"]
+        return args
+    if spec.speculative:
+        return ["--spec-type", spec.speculative]
+    return []

@@ -28,6 +28,13 @@ class LoadSpec:
     projector_path: Path | None = None
     embedding: bool = False  # an embeddings-only instance (llama-server --embeddings)
     pooling: str | None = None  # for embedding instances of models without their own pooling
+    # Speculative decoding: a draft model's file, or one of the engine's n-gram types
+    # ("ngram-mod", ...); the draft_* bounds apply to a draft model.
+    draft_path: Path | None = None
+    speculative: str | None = None
+    draft_max: int | None = None
+    draft_min: int | None = None
+    draft_p_min: float | None = None
     label: str = ""  # model name, for logs and error messages
 
 
@@ -61,6 +68,8 @@ class Delta:
     prompt_ms: float = 0.0
     eval_tokens: int = 0
     eval_ms: float = 0.0
+    draft_tokens: int = 0  # speculative decoding: tokens proposed, and how many were kept
+    draft_accepted: int = 0
     logprobs: list[dict[str, Any]] = field(default_factory=list)  # Ollama's shape
 
 
