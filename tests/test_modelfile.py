@@ -110,6 +110,8 @@ def test_values_and_quoting(text: str, field: str, expected: Any) -> None:
         ("FROM\n", "line 1: FROM needs a value"),
         ("FROM m\nRENDERER qwen3\n", "line 2: instruction 'RENDERER' is not supported"),
         ("FROM m\n123 x\n", "line 2: unknown instruction '123'"),
+        ("FROM m\nPARAMETER speculative fast\n", "line 2: invalid value for parameter 'spec"),
+        ("FROM m\nPARAMETER draft_max lots\n", "invalid int value for parameter 'draft_max'"),
     ],
 )
 def test_errors_name_the_line(text: str, message: str) -> None:
@@ -117,6 +119,17 @@ def test_errors_name_the_line(text: str, message: str) -> None:
         parse_modelfile(text)
     assert message in info.value.message
     assert isinstance(info.value, BadRequest) and info.value.status_code == 400
+
+
+def test_draft_instruction_is_the_draft_parameter() -> None:
+    text = "FROM qwen2.5:7b\nDRAFT qwen2.5:0.5b\nPARAMETER draft_max 8\n"
+    mf = parse_modelfile(text)
+    assert mf.parameters == {"draft": "qwen2.5:0.5b", "draft_max": 8}
+    assert parse_modelfile(render_modelfile(mf)) == mf  # written back as PARAMETER draft
+    assert coerce_parameters({"speculative": "ngram-simple", "draft_min": 2.0}) == {
+        "speculative": "ngram-simple",
+        "draft_min": 2,
+    }
 
 
 def test_error_line_counts_multiline_values() -> None:
@@ -143,6 +156,9 @@ def test_deprecated_parameters_are_dropped_with_a_warning() -> None:
         ("use_mmap", "0", False),
         ("stop", "###", ["###"]),
         ("mirostat_eta", "0.1", 0.1),
+        ("draft", "qwen2.5:0.5b", "qwen2.5:0.5b"),
+        ("speculative", "ngram", "ngram"),
+        ("draft_p_min", "0.75", 0.75),
     ],
 )
 def test_parameter_types(name: str, text: str, value: Any) -> None:

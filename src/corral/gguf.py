@@ -414,13 +414,13 @@ def read_gguf_bytes(data: bytes, name: str = "<bytes>") -> GGUFInfo:
 
 
 FINGERPRINT_TOKENS = 65536
-"""Tokens a vocabulary fingerprint covers. Not all of them: models of one family often differ
-only in padding tokens at the end (Qwen2.5-0.5B has 151936 tokens, Qwen2.5-7B 152064), and
-llama.cpp itself pairs a draft whose vocabulary is up to 128 tokens shorter or longer."""
+"""The most tokens a vocabulary fingerprint covers (plenty to tell tokenizers apart). Two
+models are compared over the tokens both have: models of one family often differ only in
+padding tokens at the end (Qwen2.5-0.5B has 151936 tokens, Qwen2.5-7B 152064)."""
 
 
 def token_fingerprint(info: GGUFInfo, limit: int = FINGERPRINT_TOKENS) -> str | None:
-    """A SHA-256 over the tokenizer model's name and the text of the first ``limit`` tokens,
+    """A SHA-256 over the tokenizer's name and the text of the first ``limit`` tokens,
     read from the file (the header reader skips the token array); None without a tokenizer.
     Two models with the same fingerprint tokenize text the same way, as far as a draft model
     for speculative decoding needs (about 20 ms for Gemma's 262k tokens)."""

@@ -23,6 +23,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from corral.core.speculative import NGRAM_TYPES
 from corral.errors import BadRequest, EngineCrashed, EngineStartError
 from corral.hardware.cpu import read_cpu
 from corral.runner import engine as engine_mod
@@ -121,8 +122,17 @@ async def test_every_flag_is_in_help(binary: Path) -> None:
     known = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", out.decode()))
     flags = [a for a in server_args(spec, 1) if a.startswith("-")]
     flags += [f for signum in signal.Signals for fs in fallbacks_for(signum) for f in fs]
-    assert "--no-repack" in flags
+    draft = LoadSpec(
+        Path("m.gguf"), num_ctx=512, num_gpu=0, draft_path=Path("d.gguf"), draft_max=8,
+        draft_min=1, draft_p_min=0.5,
+    )  # fmt: skip
+    flags += [a for a in server_args(draft, 1) if a.startswith("-")]
+    assert "--no-repack" in flags and "-md" in flags
     assert [f for f in flags if f not in known] == []
+    # the speculation types corral passes are among the engine's --spec-type values
+    types = re.search(r"--spec-type ([\w,-]+)", out.decode())
+    assert types is not None
+    assert {"draft-simple", *NGRAM_TYPES} <= set(types.group(1).split(","))
 
 
 async def test_all_options_start(binary: Path, smollm2_path: Path) -> None:

@@ -66,7 +66,7 @@ def _supports_tools(template: str) -> bool:
 class Catalog:
     def __init__(self) -> None:
         self._gguf: dict[Path, GGUFInfo] = {}
-        self._fingerprints: dict[Path, str | None] = {}
+        self._fingerprints: dict[tuple[Path, int], str | None] = {}
         # Set by the app factory: the memory estimate /api/show adds (corral.api.system).
         self.fit: Callable[[LocalModel], dict[str, Any]] | None = None
 
@@ -79,12 +79,13 @@ class Catalog:
             info = self._gguf[path] = read_gguf(path)
         return info
 
-    def fingerprint(self, model: LocalModel) -> str | None:
-        """The model's vocabulary fingerprint (see :func:`corral.gguf.token_fingerprint`)."""
-        path = model.model_path
-        if path not in self._fingerprints:
-            self._fingerprints[path] = token_fingerprint(self.gguf_file(path))
-        return self._fingerprints[path]
+    def fingerprint(self, model: LocalModel, tokens: int) -> str | None:
+        """A fingerprint of the model's first ``tokens`` tokens (see
+        :func:`corral.gguf.token_fingerprint`)."""
+        key = (model.model_path, tokens)
+        if key not in self._fingerprints:
+            self._fingerprints[key] = token_fingerprint(self.gguf_file(key[0]), tokens)
+        return self._fingerprints[key]
 
     def details(self, model: LocalModel) -> ModelDetails:
         cfg = model.config

@@ -19,10 +19,11 @@ from typing import Any
 from corral.core.catalog import Catalog
 from corral.core.fit import MemoryEstimate, estimate_memory, vocab_size
 from corral.errors import GGUFError, InvalidModelName, InvalidOption, ModelNotFound
+from corral.gguf import FINGERPRINT_TOKENS
 from corral.runner.protocol import LoadSpec
 from corral.store.models import LocalModel, Store
 
-__all__ = ["MAX_VOCAB_DIFFERENCE", "NGRAM_DEFAULT", "Drafts", "Speculation"]
+__all__ = ["MAX_VOCAB_DIFFERENCE", "NGRAM_DEFAULT", "NGRAM_TYPES", "Drafts", "Speculation"]
 
 NGRAM_DEFAULT = "ngram-mod"
 """What ``speculative ngram`` means: of the engine's n-gram types, the one that helped most
@@ -32,7 +33,7 @@ MAX_VOCAB_DIFFERENCE = 128
 """llama.cpp's own limit: a draft's vocabulary may be this many tokens longer or shorter
 (families differ in padding tokens at the end)."""
 
-_NGRAM_TYPES = ("ngram-simple", "ngram-mod", "ngram-cache", "ngram-map-k", "ngram-map-k4v")
+NGRAM_TYPES = ("ngram-simple", "ngram-mod", "ngram-cache", "ngram-map-k", "ngram-map-k4v")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ class Drafts:
         mode = options.get("speculative") or ("draft" if name else self.default)
         if mode == "off":
             return None
-        if mode == "ngram" or mode in _NGRAM_TYPES:
+        if mode == "ngram" or mode in NGRAM_TYPES:
             if name:
                 raise InvalidOption(
                     f"speculative {mode} guesses from the context and takes no draft model; "
@@ -110,16 +111,17 @@ class Drafts:
         """Why ``draft`` cannot draft for ``target``, or None when it can."""
         if draft.model_digest == target.model_digest:
             return "it is the same model"
-        if draft.size > target.size:
-            return "it is bigger than the model (a draft must be faster to help)"
         want, have = self.catalog.gguf(target), self.catalog.gguf(draft)
+        if have.parameter_count > want.parameter_count:
+            return "it has more parameters than the model (a draft must be faster to help)"
         kinds = [str(i.metadata.get("tokenizer.ggml.model", "")) for i in (want, have)]
         if kinds[0] != kinds[1]:
             return f"the tokenizers differ ({kinds[0] or 'none'} vs {kinds[1] or 'none'})"
         sizes = vocab_size(want), vocab_size(have)
         if abs(sizes[0] - sizes[1]) > MAX_VOCAB_DIFFERENCE:
             return f"the vocabularies differ in size ({sizes[0]} vs {sizes[1]} tokens)"
-        prints = self.catalog.fingerprint(target), self.catalog.fingerprint(draft)
+        common = min(*sizes, FINGERPRINT_TOKENS)  # the tokens both have (padding aside)
+        prints = self.catalog.fingerprint(target, common), self.catalog.fingerprint(draft, common)
         if prints[0] is None or prints[1] is None:
             return "a GGUF header holds no tokens"
         if prints[0] != prints[1]:
@@ -130,19 +132,20 @@ class Drafts:
         return None
 
     def pair(self, model: LocalModel) -> LocalModel | None:
-        """For ``auto``: the smallest model in the store, at most half the size of ``model``,
-        that can draft for it (the smallest guesses fastest); None when there is none."""
-        candidates = sorted(
-            (m for m in self.store.list() if m.size * 2 <= model.size and not m.adapter_paths),
-            key=lambda m: m.size,
-        )
-        for candidate in candidates:
+        """For ``auto``: the smallest model in the store with at most half the parameters of
+        ``model`` that can draft for it (the smallest guesses fastest; another quantization
+        of the same model is no faster); None when there is none."""
+        params = self.catalog.gguf(model).parameter_count
+        found: list[tuple[int, LocalModel]] = []
+        for candidate in self.store.list():
             try:
-                if self.mismatch(model, candidate) is None:
-                    return candidate
+                count = self.catalog.gguf(candidate).parameter_count
+                small = count * 2 <= params and not candidate.adapter_paths
+                if small and self.mismatch(model, candidate) is None:
+                    found.append((count, candidate))
             except GGUFError:
                 continue  # a broken file in the store is not this request's problem
-        return None
+        return min(found, key=lambda pair: (pair[0], pair[1].size))[1] if found else None
 
     def memory(self, spec: LoadSpec) -> MemoryEstimate | None:
         """What the draft of ``spec`` adds: its weights, and a KV cache as long as the
