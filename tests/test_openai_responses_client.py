@@ -36,6 +36,9 @@ def test_create_and_follow_up_sends_the_stored_turn(client: openai.OpenAI) -> No
     # the follow-up's prompt holds the first turn, so it is longer than the first prompt
     assert follow.usage.input_tokens > first.usage.input_tokens
     assert client.responses.retrieve(first.id).id == first.id
+    # the SDK's paginated list of what the follow-up read: the new input first
+    items = list(client.responses.input_items.list(follow.id))
+    assert len(items) == 3 and items[0].type == "message" and items[0].role == "user"
     client.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(first.id)

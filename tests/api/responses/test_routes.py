@@ -35,6 +35,28 @@ def test_get_and_delete(v1: TestClient) -> None:
     assert missing.status_code == 404 and ident in missing.json()["error"]["message"]
 
 
+def test_input_items_list_what_the_model_read(v1: TestClient) -> None:
+    first = v1.post("/v1/responses", json={"model": MODEL, "input": "my name is Ada"}).json()
+    body = {"model": MODEL, "input": "my name?", "previous_response_id": first["id"]}
+    second = v1.post("/v1/responses", json=body).json()
+    listed = v1.get(f"/v1/responses/{second['id']}/input_items").json()
+    assert listed["object"] == "list" and listed["has_more"] is False
+    texts = [item["content"][0]["text"] if isinstance(item["content"], list) else item["content"]
+             for item in listed["data"]]  # fmt: skip
+    assert texts == ["my name?", "Hello there!", "my name is Ada"]  # newest first by default
+    asc = v1.get(f"/v1/responses/{second['id']}/input_items", params={"order": "asc", "limit": 1})
+    page = asc.json()
+    assert page["has_more"] is True and len(page["data"]) == 1
+    rest = v1.get(
+        f"/v1/responses/{second['id']}/input_items",
+        params={"order": "asc", "after": page["last_id"]},
+    ).json()
+    assert len(rest["data"]) == 2 and rest["has_more"] is False
+    bad = v1.get(f"/v1/responses/{second['id']}/input_items", params={"after": "nope"})
+    assert bad.status_code == 400 and "nope" in bad.json()["error"]["message"]
+    assert v1.get("/v1/responses/resp_nope/input_items").status_code == 404
+
+
 def test_unknown_previous_id_is_404_naming_it(v1: TestClient) -> None:
     r = v1.post(
         "/v1/responses", json={"model": MODEL, "input": "x", "previous_response_id": "resp_nope"}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from corral.api.openai.errors import InvalidParameter
@@ -100,6 +100,40 @@ async def get_response(response_id: str, request: Request) -> JSONResponse:
         return _not_found(response_id)
     record.pop("_input", None)
     return JSONResponse(record)
+
+
+@router.get("/responses/{response_id}/input_items")
+async def list_input_items(
+    response_id: str,
+    request: Request,
+    order: Literal["asc", "desc"] = "desc",
+    limit: int = Query(20, ge=1, le=100),
+    after: str | None = None,
+) -> JSONResponse:
+    """What the model read for a response: the history it continued, then its own input."""
+    record = _store(request).get(response_id)
+    if record is None:
+        return _not_found(response_id)
+    items = [
+        {"id": f"{response_id}_in{index}", **item} for index, item in enumerate(record["_input"])
+    ]
+    if order == "desc":
+        items.reverse()
+    if after is not None:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            raise InvalidParameter("after", f"no input item '{after}' in response {response_id}")
+        items = items[ids.index(after) + 1 :]
+    page = items[:limit]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(items) > limit,
+        }
+    )
 
 
 @router.delete("/responses/{response_id}")
