@@ -70,6 +70,14 @@ class Settings(BaseSettings):
         validation_alias=_env("ORIGINS", "OLLAMA_ORIGINS"),
         description="Extra allowed CORS origins, comma-separated.",
     )
+    rpc_workers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("RPC_WORKERS"),
+        description=(
+            "llama.cpp RPC workers (corral worker) whose memory models may use: host:port, "
+            "comma-separated. A worker serves one engine at a time."
+        ),
+    )
     speculative: Literal["off", "auto", "ngram"] = Field(
         "off",
         validation_alias=_env("SPECULATIVE"),
@@ -191,12 +199,24 @@ class Settings(BaseSettings):
         description="Log level: debug, info, warning, error.",
     )
 
-    @field_validator("origins", "allowed_hosts", "import_dirs", "pull", mode="before")
+    @field_validator(
+        "origins", "allowed_hosts", "import_dirs", "pull", "rpc_workers", mode="before"
+    )
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
+
+    @field_validator("rpc_workers")
+    @classmethod
+    def _check_workers(cls, value: list[str]) -> list[str]:
+        from corral.runner.rpc import parse_endpoints
+
+        try:
+            return parse_endpoints(value)
+        except InvalidOption as exc:
+            raise ValueError(exc.message) from None
 
     @field_validator("host")
     @classmethod

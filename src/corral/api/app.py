@@ -34,7 +34,7 @@ from corral.core.service import Service
 from corral.core.speculative import Drafts
 from corral.core.sysinfo import engine_gpus
 from corral.errors import CorralError
-from corral.hardware import Hardware, MemoryProbe
+from corral.hardware import GPUInfo, Hardware, MemoryProbe
 from corral.provision import (
     STATE_FILE,
     Provisioner,
@@ -42,7 +42,9 @@ from corral.provision import (
     load_plan,
     readiness_listener,
 )
+from corral.runner.discovery import find_llama_server
 from corral.runner.protocol import EngineFactory, LoadSpec
+from corral.runner.rpc import RpcWorkers
 from corral.store.defaults import ensure_default_model
 from corral.store.models import LocalModel, Store
 from corral.web import WebUI, install_web
@@ -111,6 +113,17 @@ def create_app(
     metrics = Metrics()  # this app's own Prometheus registry, fed through the observer hooks
 
     drafts = Drafts(store, catalog, settings.speculative)  # speculative decoding's drafts
+    workers = RpcWorkers(settings.rpc_workers, lambda: find_llama_server(settings.llama_server))
+    local_gpus = gpus
+
+    def devices() -> list[GPUInfo]:
+        """RPC workers (the engine lists them first) and local GPUs; a worker serves one
+        engine at a time, so those our loaded engines hold are left out."""
+        busy = {e for m in scheduler.running() for e in m.engine.spec.rpc_workers}
+        return workers.devices(busy) + local_gpus()
+
+    if settings.rpc_workers:
+        gpus = devices
     offloader = Offloader(gpus, catalog.gguf, overhead=settings.gpu_overhead)
 
     def draft_bytes(spec: LoadSpec) -> int:

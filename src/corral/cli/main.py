@@ -250,6 +250,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler="serve:serve")
 
+    worker = sub.add_parser(
+        "worker",
+        help="Lend this machine's memory to a corral server (llama.cpp RPC)",
+        description="Run llama.cpp's rpc-server in the foreground, so a corral server with "
+        "CORRAL_RPC_WORKERS=HOST:PORT can place a model's layers here. The RPC protocol has "
+        "no authentication: anyone who reaches the port can use the machine, so it listens "
+        "on loopback unless --allow-remote is given (then only on a trusted network).",
+    )
+    worker.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    worker.add_argument("--port", type=int, default=50052, help="port (default 50052)")
+    worker.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    worker.add_argument(
+        "--allow-remote", action="store_true", help="listen on a non-loopback address"
+    )
+    worker.add_argument(
+        "--no-cache", action="store_true", help="do not keep received weights in CORRAL_HOME"
+    )
+    worker.set_defaults(handler="worker:worker")
+
     provision = sub.add_parser(
         "provision",
         help="Pull and create the models a file lists, then exit",

@@ -54,8 +54,26 @@ class FitReport:
         return self.fits_ram
 
     @property
+    def workers(self) -> int:
+        """RPC workers holding layers."""
+        return sum(
+            1 for g, n in zip(self.gpus, self.placement.per_gpu, strict=True)
+            if g.vendor == "rpc" and n
+        )  # fmt: skip
+
+    @property
     def verdict(self) -> str:
         placed, layers = self.placement.gpu_layers, self.placement.total_layers
+        if self.workers and self.fits:
+            alone = self.estimate.total + (self.draft.total if self.draft else 0)
+            machines = f"this machine and {self.workers} RPC worker{'s' * (self.workers > 1)}"
+            if alone > self.memory.available:
+                return (
+                    f"fits across {machines} ({placed} of {layers} layers on the workers), "
+                    f"not on this machine alone ({_gib(alone)} needed, "
+                    f"{_gib(self.memory.available)} available)"
+                )
+            return f"fits: {placed} of {layers} layers on {machines}"
         if not self.fits:
             verdict = (
                 f"does not fit: needs {_gib(self.ram_needed)} of RAM"

@@ -98,7 +98,10 @@ def plan_offload(
     whole = sizes.compute + sizes.blocks * sizes.block + sizes.output
     target = total_layers if requested is None else min(requested, total_layers)
     best = max(range(len(gpus)), key=lambda i: usable[i])
-    if requested is None and usable[best] >= whole:  # all of it on the roomiest GPU
+    # All of it on the roomiest GPU; RPC workers are machines the user added to share the
+    # load, so layers are spread over them instead.
+    workers = any(g.vendor == "rpc" for g in gpus)
+    if requested is None and usable[best] >= whole and not workers:
         blocks = [sizes.blocks if i == best else 0 for i in range(len(gpus))]
         output_on: int | None = best
     else:
@@ -137,12 +140,17 @@ class LoadPlan:
     gpu_short: bool = False  # GPUs are there but not every layer fitted
 
 
-def engine_spec(spec: LoadSpec, placement: Placement) -> LoadSpec:
-    """``spec`` with the planned ``-ngl`` (and the split when several GPUs take part)."""
+def engine_spec(spec: LoadSpec, placement: Placement, gpus: Sequence[GPUInfo] = ()) -> LoadSpec:
+    """``spec`` with the planned ``-ngl`` (and the split when several GPUs take part); the RPC
+    workers among ``gpus`` (listed first, as the engine orders its devices) join with
+    ``--rpc``."""
     if not placement.per_gpu:  # no GPU: the engine's default (a CPU build offloads nothing)
         return spec
     split = placement.per_gpu if len(placement.per_gpu) > 1 and placement.gpu_layers else None
-    return dataclasses.replace(spec, num_gpu=placement.gpu_layers, tensor_split=split)
+    workers = tuple(g.id for g in gpus if g.vendor == "rpc") if placement.gpu_layers else ()
+    return dataclasses.replace(
+        spec, num_gpu=placement.gpu_layers, tensor_split=split, rpc_workers=workers
+    )
 
 
 class Offloader:
@@ -159,15 +167,11 @@ class Offloader:
         self._gguf = gguf
         self.overhead = overhead
 
-    def placement(self, model: LocalModel, spec: LoadSpec) -> tuple[MemoryEstimate, Placement]:
+    def plan(self, model: LocalModel, spec: LoadSpec) -> LoadPlan:
         info = self._gguf(model)
         estimate = estimate_memory(info, model.model_path.stat().st_size, spec)
         gpus = self._gpus()
         sizes = layer_sizes(info, estimate)
         placed = plan_offload(sizes, estimate, gpus, overhead=self.overhead, requested=spec.num_gpu)
-        return estimate, placed
-
-    def plan(self, model: LocalModel, spec: LoadSpec) -> LoadPlan:
-        _, placed = self.placement(model, spec)
         short = bool(placed.per_gpu) and not placed.full and spec.num_gpu is None
-        return LoadPlan(engine_spec(spec, placed), placed.ram, placed.vram_total, short)
+        return LoadPlan(engine_spec(spec, placed, gpus), placed.ram, placed.vram_total, short)

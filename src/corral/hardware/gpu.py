@@ -37,7 +37,7 @@ MIN_AMD_VRAM = 1024 * MIB
 class GPUInfo:
     index: int  # per vendor, in the driver's order
     name: str
-    vendor: str  # "nvidia" or "amd"
+    vendor: str  # "nvidia", "amd", or "rpc" (a corral worker's memory, over llama.cpp RPC)
     total: int  # bytes of VRAM
     free: int  # bytes free now
     driver: str = ""
@@ -47,7 +47,7 @@ class GPUInfo:
     @property
     def backend(self) -> str:
         """The llama.cpp backend that drives it."""
-        return "cuda" if self.vendor == "nvidia" else "rocm"
+        return {"nvidia": "cuda", "rpc": "rpc"}.get(self.vendor, "rocm")
 
 
 GPUProbe = Callable[[], list[GPUInfo]]

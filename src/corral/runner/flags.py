@@ -35,6 +35,8 @@ def server_args(spec: LoadSpec, port: int) -> list[str]:
     if spec.num_gpu is not None:
         # An explicit layer count (ours or the user's): the engine's own --fit must not move it.
         args += ["-ngl", str(spec.num_gpu), "--fit", "off"]
+    if spec.rpc_workers:  # the engine lists them as devices before any local GPU
+        args += ["--rpc", ",".join(spec.rpc_workers)]
     if spec.tensor_split:
         args += ["--tensor-split", ",".join(map(str, spec.tensor_split))]
     if spec.main_gpu is not None:

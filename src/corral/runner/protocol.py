@@ -26,6 +26,7 @@ class LoadSpec:
     num_thread: int | None = None
     use_mmap: bool = True
     projector_path: Path | None = None
+    rpc_workers: tuple[str, ...] = ()  # host:port of llama.cpp RPC workers holding layers
     embedding: bool = False  # an embeddings-only instance (llama-server --embeddings)
     pooling: str | None = None  # for embedding instances of models without their own pooling
     # Speculative decoding: a draft model's file, or one of the engine's n-gram types
