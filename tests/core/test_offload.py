@@ -116,6 +116,39 @@ def test_a_gpu_too_small_for_one_layer_gets_none() -> None:
     assert engine_spec(LoadSpec(Path("m.gguf"), num_ctx=4096), placed).num_gpu == 0
 
 
+def worker(free_gib: float, index: int) -> GPUInfo:
+    endpoint = f"10.0.0.{index + 2}:50052"
+    return GPUInfo(index, endpoint, "rpc", int(free_gib * GIB), int(free_gib * GIB), id=endpoint)
+
+
+def test_rpc_workers_share_the_layers_even_when_one_could_hold_them() -> None:
+    workers = [worker(24, 0), worker(24, 1)]
+    placed = plan_offload(SEVEN_B, SEVEN_B_ESTIMATE, workers)
+    assert placed.full and sorted(placed.per_gpu) == [16, 17]
+    spec = engine_spec(LoadSpec(Path("m.gguf"), num_ctx=4096), placed, workers)
+    args = server_args(spec, 1)
+    assert args[args.index("--rpc") + 1] == "10.0.0.2:50052,10.0.0.3:50052"
+    assert sorted(map(int, args[args.index("--tensor-split") + 1].split(","))) == [16, 17]
+    assert "--rpc" not in server_args(engine_spec(LoadSpec(Path("m.gguf"), num_ctx=8), placed), 1)
+
+
+def test_fit_says_when_only_the_workers_make_it_fit(smollm2_path: Path) -> None:
+    info = read_gguf(smollm2_path)
+    size = smollm2_path.stat().st_size
+    spec = LoadSpec(smollm2_path, num_ctx=4096)
+    small = MemoryInfo(total=128 * MIB, available=100 * MIB)
+    plenty = MemoryInfo(total=16 * GIB, available=12 * GIB)
+    workers = [worker(1, 0), worker(1, 1)]
+    across = assess_fit(info, size, spec, gpus=workers, memory=small)
+    assert across.fits and across.workers == 2
+    assert across.verdict.startswith("fits across this machine and 2 RPC workers (31 of 31")
+    assert "not on this machine alone" in across.verdict
+    alone = assess_fit(info, size, spec, gpus=[], memory=small)
+    assert not alone.fits
+    either = assess_fit(info, size, spec, gpus=workers, memory=plenty)
+    assert either.verdict == "fits: 31 of 31 layers on this machine and 2 RPC workers"
+
+
 def test_verdicts_against_ram_and_a_cgroup_limit(smollm2_path: Path) -> None:
     info = read_gguf(smollm2_path)
     size = smollm2_path.stat().st_size

@@ -124,10 +124,10 @@ async def test_every_flag_is_in_help(binary: Path) -> None:
     flags += [f for signum in signal.Signals for fs in fallbacks_for(signum) for f in fs]
     draft = LoadSpec(
         Path("m.gguf"), num_ctx=512, num_gpu=0, draft_path=Path("d.gguf"), draft_max=8,
-        draft_min=1, draft_p_min=0.5,
+        draft_min=1, draft_p_min=0.5, rpc_workers=("127.0.0.1:50052",),
     )  # fmt: skip
     flags += [a for a in server_args(draft, 1) if a.startswith("-")]
-    assert "--no-repack" in flags and "-md" in flags
+    assert "--no-repack" in flags and "-md" in flags and "--rpc" in flags
     assert [f for f in flags if f not in known] == []
     # the speculation types corral passes are among the engine's --spec-type values
     types = re.search(r"--spec-type ([\w,-]+)", out.decode())
