@@ -78,6 +78,20 @@ class Settings(BaseSettings):
             "comma-separated. A worker serves one engine at a time."
         ),
     )
+    replicas: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("REPLICAS"),
+        description=(
+            "Run as a router in front of these corral servers (URLs, comma-separated) "
+            "instead of serving models: corral serve --replicas."
+        ),
+    )
+    router_health_interval: float = Field(
+        2.0,
+        gt=0,
+        validation_alias=_env("ROUTER_HEALTH_INTERVAL"),
+        description="Seconds between the router's probes of each replica.",
+    )
     speculative: Literal["off", "auto", "ngram"] = Field(
         "off",
         validation_alias=_env("SPECULATIVE"),
@@ -200,7 +214,7 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "origins", "allowed_hosts", "import_dirs", "pull", "rpc_workers", mode="before"
+        "origins", "allowed_hosts", "import_dirs", "pull", "rpc_workers", "replicas", mode="before"
     )
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

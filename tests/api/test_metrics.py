@@ -149,6 +149,10 @@ def test_queue_depth_and_active_requests(seeded_models: Path) -> None:
     seen = asyncio.run(run())
     assert value(seen, "corral_queue_depth") == 1
     assert value(seen, "corral_requests_active") == 2
+    # the Inference Extension's gauges: one queued, one running, the only slot's cache in use
+    assert value(seen, "corral_requests_queued") == 1
+    assert value(seen, "corral_requests_running") == 1
+    assert value(seen, "corral_kv_cache_utilization") == 1.0
     assert value(seen, "corral_engine_starts_total", model=M) == 1
 
 

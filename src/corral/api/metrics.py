@@ -19,6 +19,8 @@ Metric names (counters get ``_total`` in the text format)::
                                                            speculative decoding's guesses
     corral_models_loaded, corral_model_memory_bytes{model}, corral_queue_depth,
     corral_requests_active
+    corral_requests_queued, corral_requests_running, corral_kv_cache_utilization
+                                                           Inference Extension gauges
     corral_engine_starts_total{model}, corral_engine_crashes_total{model}
     corral_pull_bytes_total, corral_pulls_total{result}
 """
@@ -86,7 +88,24 @@ class _SchedulerCollector(Collector):
             "corral_requests_active", "Requests holding or waiting for an engine slot"
         )
         active.add_metric([], sum(engine.active for engine in running))
-        return [loaded, memory, queue, active]
+        # The Gateway API Inference Extension's model-server gauges (an InferencePool's
+        # endpoint picker reads queued, running and KV-cache use): a slot's share of the KV
+        # cache is reserved whole at load, so busy slots / slots is the share in use.
+        busy = sum(min(engine.active, engine.spec.num_parallel) for engine in running)
+        slots = sum(engine.spec.num_parallel for engine in running)
+        queued = GaugeMetricFamily(
+            "corral_requests_queued", "Requests waiting for a model to load or for a free slot"
+        )
+        queued.add_metric([], self._scheduler.queue_depth)
+        running_now = GaugeMetricFamily(
+            "corral_requests_running", "Requests holding an engine slot (generating)"
+        )
+        running_now.add_metric([], busy)
+        kv = GaugeMetricFamily(
+            "corral_kv_cache_utilization", "Share of the loaded engines' KV cache in use (0-1)"
+        )
+        kv.add_metric([], busy / slots if slots else 0.0)
+        return [loaded, memory, queue, active, queued, running_now, kv]
 
 
 class Metrics(Observer):

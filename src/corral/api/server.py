@@ -20,13 +20,21 @@ def run_server(settings: Settings) -> None:
     if settings.log_level.lower() != "debug":
         # httpx logs every request at INFO: the engine start-up probe alone polls every 50 ms.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    app = create_app(settings)
+    if settings.replicas:  # a router in front of other corral servers, no models of its own
+        from corral.router.app import create_router_app
+
+        app = create_router_app(settings)
+    else:
+        app = create_app(settings)
     # uvicorn turns SIGINT/SIGTERM into a graceful shutdown whose lifespan stops the engines;
     # the runner's atexit hook and PR_SET_PDEATHSIG cover every other way out.
     address = settings.address
-    logging.getLogger(__name__).info(
-        "corral listening on %s, models in %s", address.url, settings.models_dir
+    what = (
+        f"routing to {', '.join(settings.replicas)}"
+        if settings.replicas
+        else (f"models in {settings.models_dir}")
     )
+    logging.getLogger(__name__).info("corral listening on %s, %s", address.url, what)
     uvicorn.run(
         app,
         host=address.host,

@@ -248,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--pull", metavar="NAMES", help="models to pull at start, comma-separated (CORRAL_PULL)"
     )
+    serve.add_argument(
+        "--replicas",
+        metavar="URLS",
+        help="route to these corral servers instead of serving models (CORRAL_REPLICAS)",
+    )
     serve.set_defaults(handler="serve:serve")
 
     worker = sub.add_parser(

@@ -30,6 +30,7 @@ def serve(args: argparse.Namespace, ctx: Context) -> int:
             ("host", args.host),
             ("provision", getattr(args, "provision", None)),
             ("pull", getattr(args, "pull", None)),
+            ("replicas", getattr(args, "replicas", None)),
         )
         if value
     }

@@ -1,0 +1,257 @@
+"""The router: forwards ``/api/*`` and ``/v1/*`` to a replica chosen per request, streams
+the answer back unchanged, and fans ``/api/tags``, ``/api/ps`` and ``/api/pull`` out to all.
+
+Choice, in order: a Responses request continuing an earlier response goes where that one was
+stored; else among the healthy replicas, those with the model loaded (if any); among them the
+consistent-hash-with-bounded-load pick for the model and the prompt's start (see
+:mod:`corral.router.ring`), the router's requests in flight being the load. A replica that
+refuses the connection is marked down and the request goes to the next pick: nothing is sent
+twice, since nothing reached the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from corral import __version__
+from corral.config import Settings
+from corral.router.keys import RouteKey, route_key
+from corral.router.replicas import Replica, ReplicaSet
+from corral.router.ring import HashRing
+
+__all__ = ["create_router_app"]
+
+_HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding"}
+_RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9]+)"')
+_REMEMBERED_RESPONSES = 10_000
+
+
+def _qualified(name: str) -> str:
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def _error(path: str, status: int, message: str) -> JSONResponse:
+    """The error in the shape of the surface the client called."""
+    if path.startswith("/v1/messages"):
+        body: dict[str, Any] = {
+            "type": "error", "error": {"type": "overloaded_error", "message": message}
+        }  # fmt: skip
+    elif path.startswith("/v1/"):
+        body = {"error": {"message": message, "type": "server_error", "code": None}}
+    else:
+        body = {"error": message}
+    return JSONResponse(body, status_code=status)
+
+
+class _ReplicaGauges(Collector):
+    def __init__(self, replicas: ReplicaSet) -> None:
+        self._replicas = replicas
+
+    def collect(self) -> Any:
+        up = GaugeMetricFamily(
+            "corral_router_replica_up", "1 when the replica is ready", labels=["replica"]
+        )
+        busy = GaugeMetricFamily(
+            "corral_router_replica_in_flight",
+            "Requests sent and not yet answered",
+            labels=["replica"],
+        )
+        for replica in self._replicas.replicas.values():
+            up.add_metric([replica.url], 1.0 if replica.healthy else 0.0)
+            busy.add_metric([replica.url], replica.in_flight)
+        return [up, busy]
+
+
+class Router:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.replicas = ReplicaSet(settings.replicas, client, settings.router_health_interval)
+        self.ring = HashRing(list(self.replicas.replicas))
+        self.responses: OrderedDict[str, str] = OrderedDict()  # response id -> replica url
+        self.registry = CollectorRegistry()
+        self.registry.register(_ReplicaGauges(self.replicas))
+        self.routed = Counter(
+            "corral_router_requests", "Requests forwarded, by replica", ["replica"],
+            registry=self.registry,
+        )  # fmt: skip
+
+    def choose(self, key: RouteKey, exclude: set[str]) -> Replica | None:
+        healthy = [r for r in self.replicas.healthy() if r.url not in exclude]
+        if not healthy:
+            return None
+        if key.previous_response:
+            owner = self.responses.get(key.previous_response)
+            match = next((r for r in healthy if r.url == owner), None)
+            if match is not None:
+                return match
+        model = _qualified(key.model) if key.model else ""
+        pool = [r for r in healthy if model and model in r.loaded] or healthy
+        load = {r.url: r.in_flight for r in pool}
+        url = self.ring.pick(f"{model}\n{key.prefix}", load, among=list(load))
+        return self.replicas.replicas[url]
+
+    def remember(self, response_id: str, url: str) -> None:
+        self.responses[response_id] = url
+        self.responses.move_to_end(response_id)
+        while len(self.responses) > _REMEMBERED_RESPONSES:
+            self.responses.popitem(last=False)
+
+    async def forward(self, request: Request) -> Response:
+        body = await request.body()
+        key = route_key(body) if request.method in ("POST", "PUT") else RouteKey("", "")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        path = request.url.path
+        query = request.url.query
+        tried: set[str] = set()
+        while True:
+            replica = self.choose(key, tried)
+            if replica is None:
+                return _error(path, 503, "no corral replica is available; try again shortly")
+            tried.add(replica.url)
+            url = f"{replica.url}{path}" + (f"?{query}" if query else "")
+            outgoing = self.client.build_request(request.method, url, headers=headers, content=body)
+            try:
+                upstream = await self.client.send(outgoing, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                self.replicas.mark_down(replica, type(exc).__name__)
+                continue  # nothing reached it: the next pick gets the request
+            replica.in_flight += 1
+            self.routed.labels(replica.url).inc()
+            return StreamingResponse(
+                self._relay(upstream, replica, path.startswith("/v1/responses")),
+                status_code=upstream.status_code,
+                headers={
+                    k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
+                },
+            )
+
+    async def _relay(
+        self, upstream: httpx.Response, replica: Replica, responses: bool
+    ) -> AsyncIterator[bytes]:
+        sniffed = b""
+        try:
+            async for chunk in upstream.aiter_raw():
+                if responses and len(sniffed) < 8192:
+                    sniffed += chunk
+                    if found := _RESPONSE_ID.search(sniffed):
+                        self.remember(found.group(1).decode(), replica.url)
+                        responses = False
+                yield chunk
+        except httpx.HTTPError:
+            # the replica died mid-answer: end the stream; the client sees it cut short
+            self.replicas.mark_down(replica, "connection lost mid-answer")
+        finally:
+            replica.in_flight -= 1
+            await upstream.aclose()
+
+    async def fan_out(
+        self, method: str, path: str, body: bytes | None = None
+    ) -> list[tuple[Replica, httpx.Response | Exception]]:
+        replicas = self.replicas.healthy()
+
+        async def one(replica: Replica) -> httpx.Response | Exception:
+            try:
+                return await self.client.request(
+                    method, f"{replica.url}{path}", content=body, timeout=None
+                )
+            except httpx.HTTPError as exc:
+                return exc
+
+        results = await asyncio.gather(*(one(r) for r in replicas))
+        return list(zip(replicas, results, strict=True))
+
+
+def _router(request: Request) -> Router:
+    router: Router = request.app.state.router
+    return router
+
+
+def create_router_app(settings: Settings, *, client: httpx.AsyncClient | None = None) -> FastAPI:
+    """The router for ``settings.replicas``; tests may pass their own client."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = client or httpx.AsyncClient(timeout=httpx.Timeout(None, connect=2.0), trust_env=False)
+        router = Router(settings, own)
+        app.state.router = router
+        await router.replicas.probe_all()
+        watcher = asyncio.create_task(router.replicas.watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            if client is None:
+                await own.aclose()
+
+    app = FastAPI(title="corral router", version=__version__, lifespan=lifespan)
+
+    @app.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "live"}
+
+    @app.get("/health/ready")
+    async def ready(request: Request) -> JSONResponse:
+        up = len(_router(request).replicas.healthy())
+        status = 200 if up else 503
+        return JSONResponse(
+            {"status": "ready" if up else "no replica", "replicas": up}, status_code=status
+        )
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(_router(request).registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/tags")
+    @app.get("/api/ps")
+    async def union(request: Request) -> JSONResponse:
+        """Every model any replica has (or has loaded), once."""
+        merged: dict[str, Any] = {}
+        for _, result in await _router(request).fan_out("GET", request.url.path):
+            if isinstance(result, httpx.Response) and result.status_code == 200:
+                for model in result.json().get("models", []):
+                    merged.setdefault(model.get("name"), model)
+        return JSONResponse({"models": list(merged.values())})
+
+    @app.post("/api/pull")
+    async def pull(request: Request) -> Response:
+        """Every replica pulls; success only when all did."""
+        body = await request.body()
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return _error("/api", 400, "the request body is not JSON")
+        wants_stream = data.get("stream", True) is not False
+        quiet = json.dumps({**data, "stream": False}).encode()
+        results = await _router(request).fan_out("POST", "/api/pull", quiet)
+        if not results:
+            return _error("/api", 503, "no corral replica is available; try again shortly")
+        for replica, result in results:
+            if isinstance(result, Exception):
+                return _error("/api", 502, f"pull on {replica.url} failed: {result}")
+            if result.status_code != 200:
+                message = result.json().get("error", result.text) if result.content else ""
+                return _error("/api", result.status_code, f"pull on {replica.url}: {message}")
+        done = {"status": "success"}
+        if wants_stream:
+            return Response(json.dumps(done) + "\n", media_type="application/x-ndjson")
+        return JSONResponse(done)
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
+    async def forward(request: Request, rest: str) -> Response:
+        return await _router(request).forward(request)
+
+    return app
