@@ -223,3 +223,37 @@ def test_containerfile_keeps_the_contract() -> None:
     # the CA for a TLS-intercepting proxy comes as a build secret, never a layer
     assert text.count("--mount=type=secret,id=pipca,required=false") == 3
     assert "COPY" not in "".join(line for line in instructions if "pipca" in line)
+
+
+def test_cluster_manifest_validates_and_the_router_lists_every_replica() -> None:
+    path = DEPLOY / "k8s" / "corral-cluster.yaml"
+    resources = docs(path)
+    assert [(r["kind"], r["metadata"]["name"]) for r in resources] == [
+        ("ConfigMap", "corral-provision"),
+        ("StatefulSet", "corral-replica"),
+        ("Service", "corral-replica"),
+        ("Deployment", "corral-router"),
+        ("Service", "corral"),
+    ]
+    for resource in resources:
+        kubernetes_validate.validate(resource, K8S_VERSION, strict=True)
+    sts, headless, router, service = resources[1:]
+    # the replicas: the single-server pod, each with its own claim from the template
+    replica = sts["spec"]["template"]["spec"]["containers"][0]
+    single = container(by_kind(DEPLOY / "k8s" / "corral.yaml")["Deployment"])
+    assert replica == single
+    assert [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]] == ["models"]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == headless["metadata"]["name"]
+    assert headless["spec"]["selector"] == sts["spec"]["selector"]["matchLabels"]
+    # the router: one URL per StatefulSet pod through the headless Service, on the http port
+    env = env_of(container(router))
+    count, name = sts["spec"]["replicas"], sts["metadata"]["name"]
+    assert env["CORRAL_REPLICAS"].split(",") == [
+        f"http://{name}-{i}.{headless['metadata']['name']}:11434" for i in range(count)
+    ]
+    probes = container(router)
+    assert probes["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert probes["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert service["spec"]["selector"] == router["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["port"] == 11434
