@@ -86,6 +86,14 @@ class Settings(BaseSettings):
             "instead of serving models: corral serve --replicas."
         ),
     )
+    router_policy: Literal["cache-aware", "round-robin"] = Field(
+        "cache-aware",
+        validation_alias=_env("ROUTER_POLICY"),
+        description=(
+            "How the router picks a replica: cache-aware (the model loaded, the conversation's "
+            "cached prefix, then load) or round-robin (each healthy replica in turn)."
+        ),
+    )
     router_health_interval: float = Field(
         2.0,
         gt=0,

@@ -81,6 +81,8 @@ class Router:
         self.replicas = ReplicaSet(settings.replicas, client, settings.router_health_interval)
         self.ring = HashRing(list(self.replicas.replicas))
         self.responses: OrderedDict[str, str] = OrderedDict()  # response id -> replica url
+        self.round_robin = settings.router_policy == "round-robin"
+        self._turn = 0
         self.registry = CollectorRegistry()
         self.registry.register(_ReplicaGauges(self.replicas))
         self.routed = Counter(
@@ -92,6 +94,9 @@ class Router:
         healthy = [r for r in self.replicas.healthy() if r.url not in exclude]
         if not healthy:
             return None
+        if self.round_robin and not key.previous_response:
+            self._turn += 1
+            return healthy[self._turn % len(healthy)]
         if key.previous_response:
             owner = self.responses.get(key.previous_response)
             match = next((r for r in healthy if r.url == owner), None)

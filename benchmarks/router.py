@@ -1,0 +1,162 @@
+"""Replicas behind the router, in one run:
+
+1. aggregate tokens/s of 2 replicas behind the router against 1 replica called directly, at
+   1/2/4/8 concurrent streams; each replica pinned to its own core with ``taskset`` (the
+   engines it starts inherit the pinning) and given 1 thread and 4 slots;
+2. time to first token at turn 10 of 4 interleaved conversations through the router,
+   cache-aware against round-robin (CORRAL_ROUTER_POLICY), on the same two replicas.
+
+    .venv/bin/python benchmarks/router.py [--tokens 64] [--turns 10]
+
+Needs at least 2 cores (``taskset -c 0`` and ``-c 1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from _common import fresh_connections, wait_until
+from corral.runner.process import free_port
+
+MODEL = "smollm2:135m"
+
+
+@contextmanager
+def server(cpu: str | None, **settings: str) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CORRAL_", "OLLAMA_"))},
+        "CORRAL_HOME": tempfile.mkdtemp(prefix="bench-router-"),
+        "CORRAL_HOST": f"127.0.0.1:{port}",
+        "CORRAL_KEEP_ALIVE": "-1",
+        "CORRAL_LOG_LEVEL": "warning",
+        **{f"CORRAL_{k.upper()}": v for k, v in settings.items()},
+    }
+    pin = ["taskset", "-c", cpu] if cpu is not None else []
+    log = tempfile.NamedTemporaryFile(prefix="bench-router-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen([*pin, sys.executable, "-m", "corral", "serve"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(f"{url}/health/ready")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def warm(url: str) -> None:
+    body = {"model": MODEL, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}}
+    httpx.post(f"{url}/api/generate", json=body, timeout=300).raise_for_status()
+
+
+def aggregate(url: str, streams: int, tokens: int) -> float:
+    """Tokens/s of ``streams`` concurrent streams, each with its own conversation."""
+    counts = [0] * streams
+
+    def one(i: int) -> None:
+        body = {
+            "model": MODEL,
+            "messages": [
+                {"role": "user", "content": f"Story {i}: tell a long tale about ship {i}."}
+            ],
+            "stream": False,
+            "options": {"num_predict": tokens, "temperature": 0.8, "seed": i},
+        }
+        with fresh_connections(600) as client:
+            counts[i] = client.post(f"{url}/api/chat", json=body).json()["eval_count"]
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def ttft(
+    client: httpx.Client, url: str, messages: list[dict[str, str]], tokens: int
+) -> tuple[float, str]:
+    body = {
+        "model": MODEL,
+        "messages": messages,
+        "options": {"num_predict": tokens, "temperature": 0},
+    }
+    started = time.perf_counter()
+    first: float | None = None
+    text = []
+    with client.stream("POST", f"{url}/api/chat", json=body) as response:
+        for line in response.iter_lines():
+            piece = httpx.Response(200, content=line).json()
+            if piece.get("message", {}).get("content") and first is None:
+                first = time.perf_counter() - started
+            text.append(piece.get("message", {}).get("content", ""))
+    return (first or time.perf_counter() - started), "".join(text)
+
+
+def conversations(url: str, turns: int, tokens: int, tag: str) -> float:
+    """Median TTFT at the last turn of 4 conversations interleaved turn by turn."""
+    system = "You are a patient tutor. Answer in two sentences. " * 30  # a long shared start
+    # ``tag`` keeps one run's conversations out of the caches the other run left behind
+    chats = [
+        [{"role": "system", "content": f"Conversation {c} ({tag}). {system}"}] for c in range(4)
+    ]
+    last: list[float] = []
+    with fresh_connections(600) as client:
+        for turn in range(turns):
+            for chat in chats:
+                chat.append({"role": "user", "content": f"Question {turn}: why is the sky blue?"})
+                seconds, answer = ttft(client, url, chat, tokens)
+                chat.append({"role": "assistant", "content": answer})
+                if turn == turns - 1:
+                    last.append(seconds)
+    return statistics.median(last)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--turns", type=int, default=10)
+    args = parser.parse_args()
+    replica = {"num_threads": "1", "num_parallel": "4"}
+    print(
+        f"aggregate tokens/s, {args.tokens} tokens a stream; a replica: 1 core, 1 thread, 4 slots"
+    )
+    print(f"{'streams':>8}{'1 replica':>11}{'2 + router':>12}{'ratio':>7}")
+    with server("0", **replica) as one:
+        warm(one)
+        single = {n: aggregate(one, n, args.tokens) for n in (1, 2, 4, 8)}
+    with server("0", **replica) as a, server("1", **replica) as b:
+        warm(a)
+        warm(b)
+        with server(None, replicas=f"{a},{b}") as router:
+            for n in (1, 2, 4, 8):
+                pair = aggregate(router, n, args.tokens)
+                print(f"{n:>8}{single[n]:>11.1f}{pair:>12.1f}{pair / single[n]:>7.2f}", flush=True)
+        print(f"\nturn-{args.turns} time to first token, 4 interleaved conversations (median)")
+        results = {}
+        for policy in ("round-robin", "cache-aware"):
+            with server(None, replicas=f"{a},{b}", router_policy=policy) as router:
+                results[policy] = conversations(router, args.turns, args.tokens // 2, policy)
+            print(f"{policy:<12}{results[policy] * 1000:>9.0f} ms", flush=True)
+        ratio = results["cache-aware"] / results["round-robin"]
+        print(f"cache-aware / round-robin: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
