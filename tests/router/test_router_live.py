@@ -66,6 +66,7 @@ def test_turn_two_goes_where_turn_one_was_cached(
     # the replica's engine reused turn 1's tokens from its prompt cache
     cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]  # type: ignore[index]
     assert cached > 100
+    assert httpx.get(router.url, timeout=10).text == "corral is running"
     tags = httpx.get(f"{router.url}/api/tags", timeout=30).json()["models"]
     assert [m["name"] for m in tags] == [MODEL]  # both replicas have it: listed once
     assert {r.url for r in replicas} >= {home}

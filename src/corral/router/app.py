@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -34,6 +34,7 @@ from corral.router.ring import HashRing
 
 __all__ = ["create_router_app"]
 
+_CREDENTIALS = {"authorization", "x-api-key", "cookie"}
 _HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding"}
 _RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9]+)"')
 _REMEMBERED_RESPONSES = 10_000
@@ -163,14 +164,19 @@ class Router:
             await upstream.aclose()
 
     async def fan_out(
-        self, method: str, path: str, body: bytes | None = None
+        self, request: Request, path: str, body: bytes | None = None
     ) -> list[tuple[Replica, httpx.Response | Exception]]:
+        """``path`` on every healthy replica at once, with the client's credentials."""
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _CREDENTIALS}
+        if body is not None:
+            headers["content-type"] = "application/json"
+        method = request.method
         replicas = self.replicas.healthy()
 
         async def one(replica: Replica) -> httpx.Response | Exception:
             try:
                 return await self.client.request(
-                    method, f"{replica.url}{path}", content=body, timeout=None
+                    method, f"{replica.url}{path}", content=body, headers=headers, timeout=None
                 )
             except httpx.HTTPError as exc:
                 return exc
@@ -203,6 +209,11 @@ def create_router_app(settings: Settings, *, client: httpx.AsyncClient | None = 
 
     app = FastAPI(title="corral router", version=__version__, lifespan=lifespan)
 
+    @app.get("/", response_class=PlainTextResponse)
+    @app.head("/", response_class=PlainTextResponse, include_in_schema=False)
+    async def root() -> str:
+        return "corral is running"  # what Ollama clients probe; the router answers for all
+
     @app.get("/health/live")
     async def live() -> dict[str, str]:
         return {"status": "live"}
@@ -224,7 +235,7 @@ def create_router_app(settings: Settings, *, client: httpx.AsyncClient | None = 
     async def union(request: Request) -> JSONResponse:
         """Every model any replica has (or has loaded), once."""
         merged: dict[str, Any] = {}
-        for _, result in await _router(request).fan_out("GET", request.url.path):
+        for _, result in await _router(request).fan_out(request, request.url.path):
             if isinstance(result, httpx.Response) and result.status_code == 200:
                 for model in result.json().get("models", []):
                     merged.setdefault(model.get("name"), model)
@@ -240,7 +251,7 @@ def create_router_app(settings: Settings, *, client: httpx.AsyncClient | None = 
             return _error("/api", 400, "the request body is not JSON")
         wants_stream = data.get("stream", True) is not False
         quiet = json.dumps({**data, "stream": False}).encode()
-        results = await _router(request).fan_out("POST", "/api/pull", quiet)
+        results = await _router(request).fan_out(request, "/api/pull", quiet)
         if not results:
             return _error("/api", 503, "no corral replica is available; try again shortly")
         for replica, result in results:

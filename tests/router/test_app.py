@@ -1,0 +1,92 @@
+"""The router over two small stand-in replicas (real HTTP): fan-out of /api/pull and
+/api/tags, a pull that fails on one replica, and the model-aware pick."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.testclient import TestClient
+
+from corral.config import Settings
+from corral.router.app import create_router_app
+from tests.live import serve_in_thread
+
+
+def replica(name: str, loaded: list[str], pulls: list[str], fail_pull: bool = False) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/health/ready")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    @app.get("/api/ps")
+    async def ps() -> dict[str, Any]:
+        return {"models": [{"name": m} for m in loaded]}
+
+    @app.get("/api/tags")
+    async def tags() -> dict[str, Any]:
+        return {"models": [{"name": "shared:latest"}, {"name": f"{name}-only:latest"}]}
+
+    @app.post("/api/pull")
+    async def pull(body: dict[str, Any]) -> JSONResponse:
+        pulls.append(f"{name}:{body['model']}:{body['stream']}")
+        if fail_pull:
+            return JSONResponse({"error": "disk full"}, status_code=500)
+        return JSONResponse({"status": "success"})
+
+    @app.post("/api/chat")
+    async def chat() -> dict[str, str]:
+        return {"served_by": name}
+
+    return app
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
+
+
+def router(stack: ExitStack, *apps: FastAPI) -> TestClient:
+    urls = [stack.enter_context(serve_in_thread(app)) for app in apps]
+    return stack.enter_context(TestClient(create_router_app(Settings(replicas=urls))))
+
+
+def test_pull_and_tags_fan_out(stack: ExitStack) -> None:
+    pulls: list[str] = []
+    client = router(stack, replica("a", [], pulls), replica("b", [], pulls))
+    answer = client.post("/api/pull", json={"model": "m:1", "stream": False})
+    assert answer.status_code == 200 and answer.json() == {"status": "success"}
+    assert sorted(pulls) == ["a:m:1:False", "b:m:1:False"]
+    streamed = client.post("/api/pull", json={"model": "m:2"})
+    assert streamed.text.strip() == '{"status": "success"}'
+    names = [m["name"] for m in client.get("/api/tags").json()["models"]]
+    assert sorted(names) == ["a-only:latest", "b-only:latest", "shared:latest"]
+    assert client.get("/health/ready").json() == {"status": "ready", "replicas": 2}
+
+
+def test_a_failed_pull_names_the_replica(stack: ExitStack) -> None:
+    pulls: list[str] = []
+    client = router(stack, replica("a", [], pulls), replica("b", [], pulls, fail_pull=True))
+    answer = client.post("/api/pull", json={"model": "m", "stream": False})
+    assert answer.status_code == 500 and "disk full" in answer.json()["error"]
+    assert client.post("/api/pull", content=b"{nope").status_code == 400
+
+
+def test_a_request_goes_where_its_model_is_loaded(stack: ExitStack) -> None:
+    client = router(stack, replica("a", [], []), replica("b", ["big:7b"], []))
+    for i in range(10):  # whatever the conversation, the loaded replica wins
+        body = {"model": "big:7b", "messages": [{"role": "user", "content": f"chat {i}"}]}
+        assert client.post("/api/chat", json=body).json() == {"served_by": "b"}
+    served = {
+        client.post(
+            "/api/chat", json={"model": "other", "messages": [{"role": "user", "content": f"{i}"}]}
+        ).json()["served_by"]
+        for i in range(20)
+    }
+    assert served == {"a", "b"}  # a model loaded nowhere: spread by the ring
