@@ -65,6 +65,12 @@ def test_full_file_parses_in_order_with_flags() -> None:
     assert [m.name for m in plan.ordered()][-1] == "big:70b"
 
 
+def test_rpc_workers_for_the_server() -> None:
+    plan = parse_plan("models: [a]\nrpc_workers: [10.0.0.2:50052, '10.0.0.3:50052']\n")
+    assert plan.rpc_workers == ("10.0.0.2:50052", "10.0.0.3:50052")
+    assert parse_plan("models:\nrpc_workers: [h:1]\n").rpc_workers == ("h:1",)
+
+
 def test_bare_list_and_empty_files() -> None:
     assert [m.name for m in parse_plan("- a\n- b:2\n").models] == ["a:latest", "b:2"]
     assert not parse_plan("")
@@ -103,6 +109,9 @@ def test_bare_list_and_empty_files() -> None:
          "p.yaml:2: retry.backoff: expected a positive number, got 'fast'"),
         ("models:\n  - [a, b\n", "p.yaml:3: not valid YAML"),
         ("models:\n  - 7\n", "p.yaml:2: models[0]: expected a non-empty string, got 7"),
+        ("models: [a]\nrpc_workers: [nohost]\n",
+         "p.yaml:2: rpc_workers: RPC worker 'nohost' is not host:port"),
+        ("models: [a]\nrpc_workers: 10.0.0.2:1\n", "p.yaml:2: rpc_workers: expected a list"),
     ],
 )  # fmt: skip
 def test_errors_name_line_and_field(text: str, expected: str) -> None:

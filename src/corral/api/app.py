@@ -113,7 +113,10 @@ def create_app(
     metrics = Metrics()  # this app's own Prometheus registry, fed through the observer hooks
 
     drafts = Drafts(store, catalog, settings.speculative)  # speculative decoding's drafts
-    workers = RpcWorkers(settings.rpc_workers, lambda: find_llama_server(settings.llama_server))
+    # CORRAL_RPC_WORKERS and the provisioning file's rpc_workers (a bad file fails the start)
+    planned = load_plan(settings.provision, settings.pull).rpc_workers
+    endpoints = list(dict.fromkeys([*settings.rpc_workers, *planned]))
+    workers = RpcWorkers(endpoints, lambda: find_llama_server(settings.llama_server))
     local_gpus = gpus
 
     def devices() -> list[GPUInfo]:
@@ -122,7 +125,7 @@ def create_app(
         busy = {e for m in scheduler.running() for e in m.engine.spec.rpc_workers}
         return workers.devices(busy) + local_gpus()
 
-    if settings.rpc_workers:
+    if endpoints:
         gpus = devices
     offloader = Offloader(gpus, catalog.gguf, overhead=settings.gpu_overhead)
 

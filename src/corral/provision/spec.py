@@ -18,6 +18,7 @@
       - name: big:70b
         optional: true                        # may fail without blocking readiness
     retry: {attempts: 5, backoff: 2}          # network failures: tries, first delay (s)
+    rpc_workers: [10.0.0.2:50052]             # corral workers, added to CORRAL_RPC_WORKERS
 
 A bare list of entries is accepted too. ``CORRAL_PULL=a,b`` adds plain pulls.
 """
@@ -42,6 +43,7 @@ from corral.modelfile import (
     render_modelfile,
 )
 from corral.names import parse_name
+from corral.runner.rpc import parse_endpoints
 
 __all__ = [
     "ModelEntry",
@@ -110,6 +112,7 @@ class ModelEntry:
 class ProvisionPlan:
     models: tuple[ModelEntry, ...] = ()
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rpc_workers: tuple[str, ...] = ()  # llama.cpp RPC workers (host:port) for the server
 
     def __bool__(self) -> bool:
         return bool(self.models)
@@ -299,20 +302,35 @@ class _Checker:
         if root is None:
             return ProvisionPlan()
         retry = RetryPolicy()
+        workers: tuple[str, ...] = ()
         if isinstance(root, yaml.MappingNode):
-            top = self.mapping(root, "file", ("models", "retry"))
+            top = self.mapping(root, "file", ("models", "retry", "rpc_workers"))
             if "retry" in top:
                 retry = self.retry(top["retry"][1])
+            if "rpc_workers" in top:
+                workers = self.workers(top["rpc_workers"][1])
             if "models" not in top:
                 raise self.fail(root, "file", "missing field 'models'")
             root = top["models"][1]
             if isinstance(root, yaml.ScalarNode) and self.value(root) is None:
-                return ProvisionPlan(retry=retry)
+                return ProvisionPlan(retry=retry, rpc_workers=workers)
         if not isinstance(root, yaml.SequenceNode):
             raise self.fail(root, "models", "expected a list of models")
         entries = [self.entry(node, f"models[{i}]") for i, node in enumerate(root.value)]
         check_order(entries, [f"models[{i}]" for i in range(len(entries))], self.source, root)
-        return ProvisionPlan(tuple(entries), retry)
+        return ProvisionPlan(tuple(entries), retry, workers)
+
+    def workers(self, node: yaml.Node) -> tuple[str, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, "rpc_workers", "expected a list of host:port")
+        try:
+            return tuple(
+                parse_endpoints(
+                    [self.string(item, f"rpc_workers[{i}]") for i, item in enumerate(node.value)]
+                )
+            )
+        except CorralError as exc:
+            raise self.fail(node, "rpc_workers", exc.message) from None
 
     def retry(self, node: yaml.Node) -> RetryPolicy:
         if not isinstance(node, yaml.MappingNode):
@@ -404,4 +422,4 @@ def load_plan(path: Path | None = None, pull: list[str] | None = None) -> Provis
         if key not in listed:
             listed.add(key)
             extra.append(entry)
-    return ProvisionPlan((*plan.models, *extra), plan.retry)
+    return ProvisionPlan((*plan.models, *extra), plan.retry, plan.rpc_workers)
