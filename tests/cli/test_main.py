@@ -29,6 +29,7 @@ def test_python_m_corral_version() -> None:
 
 COMMANDS = {
     "serve": "Start the server",
+    "worker": "Lend this machine's memory to a corral server (llama.cpp RPC)",
     "provision": "Pull and create the models a file lists, then exit",
     "create": "Create a model from a Modelfile",
     "show": "Show information for a model",
