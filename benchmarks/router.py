@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -116,7 +117,11 @@ def conversations(url: str, turns: int, tokens: int, tag: str) -> float:
     last: list[float] = []
     with fresh_connections(600) as client:
         for turn in range(turns):
-            for chat in chats:
+            # conversations take turns in a different order each round, as users do (in a
+            # fixed order, round-robin over 2 replicas would send each one back by accident)
+            order = list(chats)
+            random.Random(turn).shuffle(order)
+            for chat in order:
                 chat.append({"role": "user", "content": f"Question {turn}: why is the sky blue?"})
                 seconds, answer = ttft(client, url, chat, tokens)
                 chat.append({"role": "assistant", "content": answer})
