@@ -68,7 +68,11 @@ def direct_engine(num_ctx: int, slots: int, threads: int) -> Iterator[str]:
 
 
 @contextmanager
-def corral_server(**settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def corral_server(
+    cpus: str | None = None, **settings: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``corral serve`` with ``CORRAL_<NAME>`` settings; ``cpus`` pins it (and the engines it
+    starts, which inherit the affinity) with ``taskset -c``."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("CORRAL_", "OLLAMA_"))},
@@ -78,7 +82,8 @@ def corral_server(**settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes
         "CORRAL_LOG_LEVEL": "warning",
         **{f"CORRAL_{k.upper()}": v for k, v in settings.items()},
     }
-    with process([sys.executable, "-m", "corral", "serve"], env=env) as proc:
+    pin = ["taskset", "-c", cpus] if cpus is not None else []
+    with process([*pin, sys.executable, "-m", "corral", "serve"], env=env) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_until(f"{url}/health/ready")
         yield url, proc

@@ -14,47 +14,16 @@ Needs at least 2 cores (``taskset -c 0`` and ``-c 1``).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 
-from _common import fresh_connections, wait_until
-from corral.runner.process import free_port
+from _common import corral_server, fresh_connections
 
 MODEL = "smollm2:135m"
-
-
-@contextmanager
-def server(cpu: str | None, **settings: str) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("CORRAL_", "OLLAMA_"))},
-        "CORRAL_HOME": tempfile.mkdtemp(prefix="bench-router-"),
-        "CORRAL_HOST": f"127.0.0.1:{port}",
-        "CORRAL_KEEP_ALIVE": "-1",
-        "CORRAL_LOG_LEVEL": "warning",
-        **{f"CORRAL_{k.upper()}": v for k, v in settings.items()},
-    }
-    pin = ["taskset", "-c", cpu] if cpu is not None else []
-    log = tempfile.NamedTemporaryFile(prefix="bench-router-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen([*pin, sys.executable, "-m", "corral", "serve"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until(f"{url}/health/ready")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def warm(url: str) -> None:
@@ -142,20 +111,20 @@ def main() -> int:
         f"aggregate tokens/s, {args.tokens} tokens a stream; a replica: 1 core, 1 thread, 4 slots"
     )
     print(f"{'streams':>8}{'1 replica':>11}{'2 + router':>12}{'ratio':>7}")
-    with server("0", **replica) as one:
+    with corral_server("0", **replica) as (one, _):
         warm(one)
         single = {n: aggregate(one, n, args.tokens) for n in (1, 2, 4, 8)}
-    with server("0", **replica) as a, server("1", **replica) as b:
+    with corral_server("0", **replica) as (a, _), corral_server("1", **replica) as (b, _):
         warm(a)
         warm(b)
-        with server(None, replicas=f"{a},{b}") as router:
+        with corral_server(replicas=f"{a},{b}") as (router, _):
             for n in (1, 2, 4, 8):
                 pair = aggregate(router, n, args.tokens)
                 print(f"{n:>8}{single[n]:>11.1f}{pair:>12.1f}{pair / single[n]:>7.2f}", flush=True)
         print(f"\nturn-{args.turns} time to first token, 4 interleaved conversations (median)")
         results = {}
         for policy in ("round-robin", "cache-aware"):
-            with server(None, replicas=f"{a},{b}", router_policy=policy) as router:
+            with corral_server(replicas=f"{a},{b}", router_policy=policy) as (router, _):
                 results[policy] = conversations(router, args.turns, args.tokens // 2, policy)
             print(f"{policy:<12}{results[policy] * 1000:>9.0f} ms", flush=True)
         ratio = results["cache-aware"] / results["round-robin"]
