@@ -38,6 +38,7 @@ from corral.hardware import GPUInfo, Hardware, MemoryProbe
 from corral.provision import (
     STATE_FILE,
     Provisioner,
+    ProvisionPlan,
     ServerBackend,
     load_plan,
     readiness_listener,
@@ -74,9 +75,9 @@ def _engine_factory(settings: Settings) -> EngineFactory:
     return engine_factory(settings)
 
 
-def _provisioner(settings: Settings, app: FastAPI, readiness: Readiness) -> Provisioner | None:
-    """CORRAL_PROVISION / CORRAL_PULL, checked here (a bad file fails the start-up)."""
-    plan = load_plan(settings.provision, settings.pull)
+def _provisioner(
+    settings: Settings, plan: ProvisionPlan, app: FastAPI, readiness: Readiness
+) -> Provisioner | None:
     if not plan:
         return None
     state = app.state
@@ -113,9 +114,10 @@ def create_app(
     metrics = Metrics()  # this app's own Prometheus registry, fed through the observer hooks
 
     drafts = Drafts(store, catalog, settings.speculative)  # speculative decoding's drafts
-    # CORRAL_RPC_WORKERS and the provisioning file's rpc_workers (a bad file fails the start)
-    planned = load_plan(settings.provision, settings.pull).rpc_workers
-    endpoints = list(dict.fromkeys([*settings.rpc_workers, *planned]))
+    # CORRAL_PROVISION / CORRAL_PULL, checked here: a bad file fails the start-up
+    provision = load_plan(settings.provision, settings.pull)
+    # the RPC workers: CORRAL_RPC_WORKERS and the provisioning file's rpc_workers
+    endpoints = list(dict.fromkeys([*settings.rpc_workers, *provision.rpc_workers]))
     workers = RpcWorkers(endpoints, lambda: find_llama_server(settings.llama_server))
     local_gpus = gpus
 
@@ -187,7 +189,7 @@ def create_app(
     )
     app.state.readiness = readiness
     app.state.registry = registry_service(settings, store, app.state.models, metrics)
-    app.state.provisioner = _provisioner(settings, app, readiness)
+    app.state.provisioner = _provisioner(settings, provision, app, readiness)
     app.state.system = system.System(
         settings, store, catalog, hardware, gpus, app.state.registry, drafts=drafts
     )
