@@ -4,6 +4,7 @@ killed -9 is skipped with nothing lost or hung."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -97,3 +98,25 @@ def test_a_replica_killed_is_skipped_and_nothing_hangs(
         time.sleep(0.2)
     refused = httpx.post(f"{router.url}/v1/chat/completions", json={"model": MODEL}, timeout=10)
     assert refused.status_code == 503 and "no corral replica" in refused.json()["error"]["message"]
+
+
+def test_a_replica_killed_mid_stream_ends_the_stream_with_an_error(
+    cluster: tuple[LiveServer, list[LiveServer]],
+) -> None:
+    router, replicas = cluster
+    body = {"model": MODEL, "prompt": "Count to a thousand.", "options": {"num_predict": 2000}}
+    with httpx.stream("POST", f"{router.url}/api/generate", json=body, timeout=120) as response:
+        lines = response.iter_lines()
+        assert json.loads(next(lines))["done"] is False
+        [(serving, _)] = routed(router).items()
+        next(r for r in replicas if r.url == serving).stop(signal.SIGKILL)
+        rest = [json.loads(line) for line in lines]
+    assert "error" in rest[-1] and serving in rest[-1]["error"]
+    # the next request goes to the replica that is left
+    again = httpx.post(
+        f"{router.url}/api/generate",
+        json={**body, "stream": False, "options": {"num_predict": 4}},
+        timeout=120,
+    )
+    assert again.status_code == 200, again.text
+    assert set(routed(router)) == {r.url for r in replicas}

@@ -57,6 +57,19 @@ def _error(path: str, status: int, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+def _cut_short(path: str, content_type: str, message: str) -> bytes:
+    """The last event of a stream whose replica went away, in the surface's format."""
+    if "ndjson" in content_type:
+        return json.dumps({"error": message}).encode() + b"\n"
+    if "event-stream" in content_type:
+        if path.startswith("/v1/messages"):
+            body = {"type": "error", "error": {"type": "api_error", "message": message}}
+            return f"event: error\ndata: {json.dumps(body)}\n\n".encode()
+        body = {"error": {"message": message, "type": "server_error", "code": None}}
+        return f"data: {json.dumps(body)}\n\n".encode()
+    return b""  # a plain body: the cut itself is all a client can be told
+
+
 class _ReplicaGauges(Collector):
     def __init__(self, replicas: ReplicaSet) -> None:
         self._replicas = replicas
@@ -137,7 +150,7 @@ class Router:
             replica.in_flight += 1
             self.routed.labels(replica.url).inc()
             return StreamingResponse(
-                self._relay(upstream, replica, path.startswith("/v1/responses")),
+                self._relay(upstream, replica, path),
                 status_code=upstream.status_code,
                 headers={
                     k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
@@ -145,20 +158,24 @@ class Router:
             )
 
     async def _relay(
-        self, upstream: httpx.Response, replica: Replica, responses: bool
+        self, upstream: httpx.Response, replica: Replica, path: str
     ) -> AsyncIterator[bytes]:
+        sniff = path.startswith("/v1/responses")  # learn where each response is stored
         sniffed = b""
         try:
             async for chunk in upstream.aiter_raw():
-                if responses and len(sniffed) < 8192:
+                if sniff and len(sniffed) < 8192:
                     sniffed += chunk
                     if found := _RESPONSE_ID.search(sniffed):
                         self.remember(found.group(1).decode(), replica.url)
-                        responses = False
+                        sniff = False
                 yield chunk
         except httpx.HTTPError:
-            # the replica died mid-answer: end the stream; the client sees it cut short
+            # The replica died mid-answer: say so in the stream's own format, as a replica
+            # does when its engine dies, so the client never waits on a stream cut short.
             self.replicas.mark_down(replica, "connection lost mid-answer")
+            kind = upstream.headers.get("content-type", "")
+            yield _cut_short(path, kind, f"replica {replica.url} stopped mid-answer")
         finally:
             replica.in_flight -= 1
             await upstream.aclose()
