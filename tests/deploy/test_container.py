@@ -228,6 +228,8 @@ def test_image_provisions_serves_stops_and_keeps_models(
     assert podman("exec", names["first"], "id", "-u").stdout.strip() == "10001"
     # the image builds llama.cpp's RPC server for `corral worker` (exit 0, or this fails)
     podman("exec", names["first"], "test", "-x", "/opt/llama/bin/ggml-rpc-server")
+    refused = podman("exec", names["first"], "corral", "worker", "--host", "0.0.0.0", check=False)
+    assert refused.returncode == 2 and "no authentication" in refused.stderr
     top = podman("top", names["first"], "args").stdout
     assert "llama-server" in top  # the preloaded engine runs
 

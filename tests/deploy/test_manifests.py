@@ -257,3 +257,29 @@ def test_cluster_manifest_validates_and_the_router_lists_every_replica() -> None
     assert probes["livenessProbe"]["httpGet"]["path"] == "/health/live"
     assert service["spec"]["selector"] == router["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"][0]["port"] == 11434
+
+
+def test_rpc_workers_manifest_validates_and_only_the_server_reaches_them() -> None:
+    path = DEPLOY / "k8s" / "corral-rpc-workers.yaml"
+    resources = docs(path)
+    assert [r["kind"] for r in resources] == ["StatefulSet", "Service", "NetworkPolicy"]
+    for resource in resources:
+        kubernetes_validate.validate(resource, K8S_VERSION, strict=True)
+    sts, headless, policy = resources
+    worker = container(sts)
+    args = worker["args"]
+    assert args[0] == "worker" and "--allow-remote" in args
+    port = int(args[args.index("--port") + 1])
+    assert worker["ports"] == [{"name": "rpc", "containerPort": port, "protocol": "TCP"}]
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["ports"][0]["port"] == port
+    assert sts["spec"]["serviceName"] == headless["metadata"]["name"]
+    # only pods of the server's Deployment may connect (the protocol has no authentication)
+    server = by_kind(DEPLOY / "k8s" / "corral.yaml")["Deployment"]
+    assert policy["spec"]["podSelector"] == sts["spec"]["selector"]
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": server["spec"]["selector"]}]
+    assert rule["ports"] == [{"port": "rpc", "protocol": "TCP"}]
+    # the endpoints the header tells the server to use match the pods and the port
+    names = [f"{sts['metadata']['name']}-{i}.{headless['metadata']['name']}:{port}"
+             for i in range(sts["spec"]["replicas"])]  # fmt: skip
+    assert f"value: {','.join(names)}" in path.read_text()
