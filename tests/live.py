@@ -127,3 +127,73 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+# -- a tools-aware model on the real engine (SmolLM2 with a ChatML template that renders tools)
+
+TOOLS_TEMPLATE = """{{- if .System }}<|im_start|>system
+{{ .System }}<|im_end|>
+{{ end }}
+{{- range $i, $_ := .Messages }}
+{{- $last := eq (len (slice $.Messages $i)) 1 -}}
+{{- if eq .Role "user" }}<|im_start|>user
+{{- if and $.Tools $last }}
+Answer with JSON {"name": function name, "arguments": object}. Functions:
+{{ range $.Tools }}{{ . }}
+{{ end }}{{ end }}
+{{ .Content }}<|im_end|>
+{{ else if eq .Role "assistant" }}<|im_start|>assistant
+{{- if .ToolCalls }}
+{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}{{ end }}
+{{- else }}
+{{ .Content }}{{ end }}<|im_end|>
+{{ else if eq .Role "tool" }}<|im_start|>tool
+{{ .Content }}<|im_end|>
+{{ end }}
+{{- if and (ne .Role "assistant") $last }}<|im_start|>assistant
+{{ end }}
+{{- end }}"""  # noqa: E501
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+CALL_SCHEMA = {
+    "type": "object",
+    "required": ["name", "arguments"],
+    "properties": {
+        "name": {"const": "get_weather"},
+        "arguments": {
+            "type": "object",
+            "required": ["city"],
+            "properties": {"city": {"type": "string", "maxLength": 20}},
+        },
+    },
+}
+"""The answer constrained to a call of WEATHER_TOOL: a 135M model's judgement is not under
+test, the tool-call plumbing is."""
+
+
+def tools_model(server: LiveServer) -> str:
+    """``smol-tools:1`` in ``server``'s store (SmolLM2 with TOOLS_TEMPLATE), made once."""
+    from corral.names import parse_name
+    from corral.store.create import create_model
+    from corral.store.manifests import MediaType
+    from corral.store.models import Store
+
+    store = Store(server.models_dir)
+    name = parse_name("smol-tools:1")
+    if store.manifests.get(name) is None:
+        base = store.get("smollm2:135m")
+        create_model(
+            store, name, base.model_digest, text_layers={MediaType.TEMPLATE: TOOLS_TEMPLATE}
+        )
+    return name.display

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from tests.live import LiveServer
+from tests.live import CALL_SCHEMA, WEATHER_TOOL, LiveServer, tools_model
 
 pytestmark = pytest.mark.clients
 
@@ -55,3 +55,44 @@ def test_unknown_model_is_not_found(client: anthropic.Anthropic) -> None:
             model="no-such-model:1b", max_tokens=8, messages=[{"role": "user", "content": "Hi"}]
         )
     assert info.value.body["error"]["type"] == "not_found_error"
+
+
+def test_tool_use_round_trip(client: anthropic.Anthropic, live_server: LiveServer) -> None:
+    """A tools-aware template on the real engine: the answer is a ``tool_use`` block (held to
+    a call by a JSON schema), and the ``tool_result`` goes back in the next request."""
+    model = tools_model(live_server)
+    function = WEATHER_TOOL["function"]
+    tool = {
+        "name": function["name"],
+        "description": function["description"],
+        "input_schema": function["parameters"],
+    }
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    first = client.messages.create(
+        model=model,
+        max_tokens=64,
+        tools=[tool],  # type: ignore[list-item]
+        messages=[question],  # type: ignore[list-item]
+        extra_body={
+            "temperature": 0,
+            "output_config": {"format": {"type": "json_schema", "schema": CALL_SCHEMA}},
+        },
+    )
+    assert first.stop_reason == "tool_use"
+    [use] = [block for block in first.content if block.type == "tool_use"]
+    assert use.name == "get_weather" and isinstance(use.input["city"], str)  # type: ignore[index]
+    result = {"type": "tool_result", "tool_use_id": use.id, "content": "18 C and sunny"}
+    second = client.messages.create(
+        model=model,
+        max_tokens=16,
+        tools=[tool],  # type: ignore[list-item]
+        messages=[  # type: ignore[list-item]
+            question,
+            {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+            {"role": "user", "content": [result]},
+        ],
+    )
+    assert second.stop_reason in ("end_turn", "max_tokens", "tool_use")
+    # the call and its result were in the prompt: more than the question alone
+    alone = client.messages.count_tokens(model=model, messages=[question])  # type: ignore[list-item]
+    assert second.usage.input_tokens > alone.input_tokens + 5

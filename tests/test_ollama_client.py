@@ -8,11 +8,7 @@ from datetime import datetime
 import ollama
 import pytest
 
-from corral.names import parse_name
-from corral.store.create import create_model
-from corral.store.manifests import MediaType
-from corral.store.models import Store
-from tests.live import LiveServer
+from tests.live import CALL_SCHEMA, WEATHER_TOOL, LiveServer, tools_model
 
 pytestmark = pytest.mark.clients
 
@@ -84,65 +80,13 @@ def test_unknown_model_raises_response_error(client: ollama.Client) -> None:
 
 
 # A ChatML template in Ollama's Go syntax whose tool calls are bare JSON (llama 3 style).
-TOOLS_TEMPLATE = """{{- if .System }}<|im_start|>system
-{{ .System }}<|im_end|>
-{{ end }}
-{{- range $i, $_ := .Messages }}
-{{- $last := eq (len (slice $.Messages $i)) 1 -}}
-{{- if eq .Role "user" }}<|im_start|>user
-{{- if and $.Tools $last }}
-Answer with JSON {"name": function name, "arguments": object}. Functions:
-{{ range $.Tools }}{{ . }}
-{{ end }}{{ end }}
-{{ .Content }}<|im_end|>
-{{ else if eq .Role "assistant" }}<|im_start|>assistant
-{{- if .ToolCalls }}
-{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}{{ end }}
-{{- else }}
-{{ .Content }}{{ end }}<|im_end|>
-{{ else if eq .Role "tool" }}<|im_start|>tool
-{{ .Content }}<|im_end|>
-{{ end }}
-{{- if and (ne .Role "assistant") $last }}<|im_start|>assistant
-{{ end }}
-{{- end }}"""  # noqa: E501
 
 
 def test_chat_with_tools_end_to_end(client: ollama.Client, live_server: LiveServer) -> None:
     """Tools rendered into the prompt, the answer constrained to a call by a JSON schema (a
     135M model's judgement is not under test), the call parsed into tool_calls."""
-    store = Store(live_server.models_dir)
-    base = store.get("smollm2:135m")
-    create_model(
-        store,
-        parse_name("smol-tools:1"),
-        base.model_digest,
-        text_layers={MediaType.TEMPLATE: TOOLS_TEMPLATE},
-    )
-    weather = {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather in a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
-    }
-    call_schema = {
-        "type": "object",
-        "required": ["name", "arguments"],
-        "properties": {
-            "name": {"const": "get_weather"},
-            "arguments": {
-                "type": "object",
-                "required": ["city"],
-                "properties": {"city": {"type": "string", "maxLength": 20}},
-            },
-        },
-    }
+    tools_model(live_server)
+    weather, call_schema = WEATHER_TOOL, CALL_SCHEMA
     assert "tools" in (client.show("smol-tools:1").capabilities or [])
     response = client.chat(
         model="smol-tools:1",

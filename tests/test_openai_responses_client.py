@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from corral.api.app import create_app
 from corral.config import Settings
 from tests.fakes import FakeFactory
-from tests.live import LiveServer, serve_in_thread
+from tests.live import CALL_SCHEMA, WEATHER_TOOL, LiveServer, serve_in_thread, tools_model
 
 pytestmark = pytest.mark.clients
 
@@ -89,3 +90,38 @@ def test_error_mid_stream_is_reported(crashing_server: str) -> None:
     assert kinds[-2:] == ["error", "response.failed"]
     error = events[-2]
     assert error.type == "error" and "stopped unexpectedly" in error.message
+
+
+def test_function_call_round_trip(client: openai.OpenAI, live_server: LiveServer) -> None:
+    """A tools-aware template on the real engine: a ``function_call`` item (held to a call by
+    a JSON schema), then its ``function_call_output`` continuing the stored response."""
+    model = tools_model(live_server)
+    function = WEATHER_TOOL["function"]
+    tool = {
+        "type": "function",
+        "name": function["name"],
+        "description": function["description"],
+        "parameters": function["parameters"],
+    }
+    first = client.responses.create(
+        model=model,
+        input="What is the weather in Paris?",
+        tools=[tool],  # type: ignore[list-item]
+        temperature=0,
+        max_output_tokens=64,
+        text={"format": {"type": "json_schema", "name": "call", "schema": CALL_SCHEMA}},
+    )
+    [call] = [item for item in first.output if item.type == "function_call"]
+    assert call.name == "get_weather" and "city" in json.loads(call.arguments)
+    second = client.responses.create(
+        model=model,
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "18 C"}],
+        tools=[tool],  # type: ignore[list-item]
+        max_output_tokens=16,
+    )
+    assert second.status == "completed" and second.usage is not None
+    # the stored call and its output were in the prompt: more than the question alone
+    alone = client.responses.create(model=model, input="What is the weather in Paris?",
+                                    max_output_tokens=1, store=False)  # fmt: skip
+    assert alone.usage is not None and second.usage.input_tokens > alone.usage.input_tokens + 5
