@@ -118,9 +118,16 @@ def test_function_call_round_trip(client: openai.OpenAI, live_server: LiveServer
         previous_response_id=first.id,
         input=[{"type": "function_call_output", "call_id": call.call_id, "output": "18 C"}],
         tools=[tool],  # type: ignore[list-item]
+        temperature=0,
         max_output_tokens=16,
     )
-    assert second.status == "completed" and second.usage is not None
+    # a 135M model may ramble past 16 tokens: either way the answer ended, and said why
+    assert second.usage is not None and second.output
+    if second.status == "incomplete":
+        assert second.incomplete_details is not None
+        assert second.incomplete_details.reason == "max_output_tokens"
+    else:
+        assert second.status == "completed"
     # the stored call and its output were in the prompt: more than the question alone
     alone = client.responses.create(model=model, input="What is the weather in Paris?",
                                     max_output_tokens=1, store=False)  # fmt: skip
