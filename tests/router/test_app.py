@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.testclient import TestClient
 
 from corral.config import Settings
@@ -90,3 +90,42 @@ def test_a_request_goes_where_its_model_is_loaded(stack: ExitStack) -> None:
         for i in range(20)
     }
     assert served == {"a", "b"}  # a model loaded nowhere: spread by the ring
+
+
+def store_replica(models: set[str], fail_create: bool = False) -> FastAPI:
+    """A stand-in store: delete answers 404 for a model it lacks, as corral does."""
+    app = replica("s", [], [])
+
+    @app.delete("/api/delete")
+    async def delete(body: dict[str, Any]) -> Response:
+        if body["model"] not in models:
+            return JSONResponse({"error": f"model {body['model']!r} not found"}, status_code=404)
+        models.discard(body["model"])
+        return Response(status_code=200)
+
+    @app.post("/api/create")
+    async def create(body: dict[str, Any]) -> JSONResponse:
+        if fail_create:
+            return JSONResponse({"error": "no space left on device"}, status_code=500)
+        models.add(body["model"])
+        return JSONResponse({"status": "success"})
+
+    return app
+
+
+def test_a_delete_succeeds_where_any_replica_had_the_model(stack: ExitStack) -> None:
+    first, second = {"m:1"}, set[str]()
+    client = router(stack, store_replica(first), store_replica(second))
+    assert client.request("DELETE", "/api/delete", json={"model": "m:1"}).status_code == 200
+    assert first == set()
+    gone = client.request("DELETE", "/api/delete", json={"model": "m:1"})
+    assert gone.status_code == 404 and "not found" in gone.json()["error"]
+    assert client.request("DELETE", "/api/delete", content=b"[1]").status_code == 400
+
+
+def test_a_create_that_fails_on_one_replica_says_which(stack: ExitStack) -> None:
+    first, second = set[str](), set[str]()
+    client = router(stack, store_replica(first), store_replica(second, fail_create=True))
+    answer = client.post("/api/create", json={"model": "c:1", "from": "m:1"})
+    assert answer.status_code == 500 and "no space left" in answer.json()["error"]
+    assert first == {"c:1"}  # the replica that could, did; the error tells the user to retry

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import ollama
 import pytest
 
 from tests.live import LiveServer, start_server
@@ -120,3 +121,33 @@ def test_a_replica_killed_mid_stream_ends_the_stream_with_an_error(
     )
     assert again.status_code == 200, again.text
     assert set(routed(router)) == {r.url for r in replicas}
+
+
+def names_on(server: LiveServer) -> set[str]:
+    models = httpx.get(f"{server.url}/api/tags", timeout=30).json()["models"]
+    return {m["name"] for m in models}
+
+
+def test_store_changes_reach_every_replica(
+    cluster: tuple[LiveServer, list[LiveServer]], smollm2_path: Path
+) -> None:
+    """The Ollama client's create (with a blob upload), copy and delete through the router
+    change every replica's store, so any replica can serve what the client made."""
+    router, replicas = cluster
+    client = ollama.Client(host=router.url)
+    digest = client.create_blob(smollm2_path)  # HEAD says missing, POST stores it on both
+    for replica in replicas:
+        assert httpx.head(f"{replica.url}/api/blobs/{digest}", timeout=10).status_code == 200
+    client.create(model="captain:1", files={"model.gguf": digest}, system="You are a captain.")
+    client.copy("captain:1", "captain:2")
+    for replica in replicas:
+        assert {"captain:1", "captain:2"} <= names_on(replica)
+    client.delete("captain:1")
+    for replica in replicas:
+        assert "captain:1" not in names_on(replica) and "captain:2" in names_on(replica)
+    with pytest.raises(ollama.ResponseError) as missing:
+        client.delete("captain:1")
+    assert missing.value.status_code == 404
+    with pytest.raises(ollama.ResponseError) as bad:
+        client.create(model="bad:1", from_="no-such-model:1")
+    assert bad.value.status_code in (400, 404) and "no-such-model" in bad.value.error

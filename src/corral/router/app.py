@@ -1,5 +1,6 @@
 """The router: forwards ``/api/*`` and ``/v1/*`` to a replica chosen per request, streams
-the answer back unchanged, and fans ``/api/tags``, ``/api/ps`` and ``/api/pull`` out to all.
+the answer back unchanged, fans ``/api/tags`` and ``/api/ps`` out to all and merges them, and
+mirrors store changes (pull, create, delete, copy, blob uploads) to every replica.
 
 Choice, in order: a Responses request continuing an earlier response goes where that one was
 stored; else among the healthy replicas, those with the model loaded (if any); among them the
@@ -38,6 +39,10 @@ _CREDENTIALS = {"authorization", "x-api-key", "cookie"}
 _HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding"}
 _RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9]+)"')
 _REMEMBERED_RESPONSES = 10_000
+# store changes every replica makes (see ``mirror``): which take JSON, and which stream
+# progress (the router asks each replica for one answer and streams the outcome)
+_JSON_MIRRORS = {"/api/pull", "/api/create", "/api/delete", "/api/copy"}
+_STREAMED_MIRRORS = {"/api/pull", "/api/create"}
 
 
 def _qualified(name: str) -> str:
@@ -55,6 +60,24 @@ def _error(path: str, status: int, message: str) -> JSONResponse:
     else:
         body = {"error": message}
     return JSONResponse(body, status_code=status)
+
+
+def _message(response: httpx.Response) -> str:
+    """A replica's error message, whatever shape its body has."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text or f"HTTP {response.status_code}"
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else response.text
+
+
+def _success_status(results: list[tuple[Replica, httpx.Response | Exception]]) -> int:
+    """200 when every replica said 200, else the first success status (201 for a new blob)."""
+    codes = [
+        r.status_code for _, r in results if isinstance(r, httpx.Response) and r.status_code < 300
+    ]
+    return 200 if all(c == 200 for c in codes) else next(c for c in codes if c != 200)
 
 
 def _cut_short(path: str, content_type: str, message: str) -> bytes:
@@ -186,7 +209,7 @@ class Router:
         """``path`` on every healthy replica at once, with the client's credentials."""
         headers = {k: v for k, v in request.headers.items() if k.lower() in _CREDENTIALS}
         if body is not None:
-            headers["content-type"] = "application/json"
+            headers["content-type"] = request.headers.get("content-type", "application/json")
         method = request.method
         replicas = self.replicas.healthy()
 
@@ -258,29 +281,63 @@ def create_router_app(settings: Settings, *, client: httpx.AsyncClient | None = 
                     merged.setdefault(model.get("name"), model)
         return JSONResponse({"models": list(merged.values())})
 
-    @app.post("/api/pull")
-    async def pull(request: Request) -> Response:
-        """Every replica pulls; success only when all did."""
+    async def mirror(request: Request, path: str, *, some_may_lack: bool) -> Response:
+        """A store change every replica makes; success only when all did (or, where
+        ``some_may_lack``, when each did or never had the model and at least one did)."""
         body = await request.body()
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            return _error("/api", 400, "the request body is not JSON")
-        wants_stream = data.get("stream", True) is not False
-        quiet = json.dumps({**data, "stream": False}).encode()
-        results = await _router(request).fan_out(request, "/api/pull", quiet)
+        wants_stream = False
+        if path in _JSON_MIRRORS:
+            try:
+                data = json.loads(body or b"{}")
+            except ValueError:
+                return _error("/api", 400, "the request body is not JSON")
+            if not isinstance(data, dict):
+                return _error("/api", 400, "the request body must be a JSON object")
+            wants_stream = path in _STREAMED_MIRRORS and data.get("stream", True) is not False
+            if path in _STREAMED_MIRRORS:
+                body = json.dumps({**data, "stream": False}).encode()
+        results = await _router(request).fan_out(request, path, body or None)
         if not results:
             return _error("/api", 503, "no corral replica is available; try again shortly")
+        missing: list[httpx.Response] = []
         for replica, result in results:
             if isinstance(result, Exception):
-                return _error("/api", 502, f"pull on {replica.url} failed: {result}")
-            if result.status_code != 200:
-                message = result.json().get("error", result.text) if result.content else ""
-                return _error("/api", result.status_code, f"pull on {replica.url}: {message}")
+                return _error("/api", 502, f"{path} on {replica.url} failed: {result}")
+            if result.status_code == 404 and some_may_lack:
+                missing.append(result)
+            elif result.status_code >= 300:
+                return _error("/api", result.status_code, f"{path} on {replica.url}: "
+                              f"{_message(result)}")  # fmt: skip
+        if len(missing) == len(results):
+            return _error("/api", 404, _message(missing[0]))
+        if path not in _STREAMED_MIRRORS:  # delete, copy and blobs answer with a status
+            return Response(status_code=_success_status(results))
         done = {"status": "success"}
         if wants_stream:
             return Response(json.dumps(done) + "\n", media_type="application/x-ndjson")
         return JSONResponse(done)
+
+    @app.post("/api/pull")
+    async def pull(request: Request) -> Response:
+        return await mirror(request, "/api/pull", some_may_lack=False)
+
+    @app.post("/api/create")
+    async def create(request: Request) -> Response:
+        return await mirror(request, "/api/create", some_may_lack=False)
+
+    @app.delete("/api/delete")
+    async def delete(request: Request) -> Response:
+        return await mirror(request, "/api/delete", some_may_lack=True)
+
+    @app.post("/api/copy")
+    async def copy(request: Request) -> Response:
+        return await mirror(request, "/api/copy", some_may_lack=True)
+
+    @app.api_route("/api/blobs/{digest}", methods=["HEAD", "POST"])
+    async def blob(request: Request, digest: str) -> Response:
+        """A blob for a later create: every replica needs it, so HEAD says 200 only when all
+        have it, and POST stores it on all."""
+        return await mirror(request, f"/api/blobs/{digest}", some_may_lack=False)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
