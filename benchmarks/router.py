@@ -2,7 +2,10 @@
 
 1. aggregate tokens/s of 2 replicas behind the router against 1 replica called directly, at
    1/2/4/8 concurrent streams; each replica pinned to its own core with ``taskset`` (the
-   engines it starts inherit the pinning) and given 1 thread and 4 slots;
+   engines it starts inherit the pinning) and given 1 thread and 4 slots. A second anchor,
+   the same 2 replicas called directly with the streams dealt out evenly by the client, is
+   what the machine gives 2 replicas at all: "router / split" is the router's own cost
+   (its CPU, and any uneven spread from hashing);
 2. time to first token at turn 10 of 4 interleaved conversations through the router,
    cache-aware against round-robin (CORRAL_ROUTER_POLICY), on the same two replicas.
 
@@ -24,6 +27,7 @@ import httpx
 from _common import corral_server, fresh_connections
 
 MODEL = "smollm2:135m"
+STREAMS = (1, 2, 4, 8)
 
 
 def warm(url: str) -> None:
@@ -31,8 +35,9 @@ def warm(url: str) -> None:
     httpx.post(f"{url}/api/generate", json=body, timeout=300).raise_for_status()
 
 
-def aggregate(url: str, streams: int, tokens: int) -> float:
-    """Tokens/s of ``streams`` concurrent streams, each with its own conversation."""
+def aggregate(urls: list[str], streams: int, tokens: int) -> float:
+    """Tokens/s of ``streams`` concurrent streams, each with its own conversation, dealt out
+    over ``urls`` in turn."""
     counts = [0] * streams
 
     def one(i: int) -> None:
@@ -45,6 +50,7 @@ def aggregate(url: str, streams: int, tokens: int) -> float:
             "options": {"num_predict": tokens, "temperature": 0.8, "seed": i},
         }
         with fresh_connections(600) as client:
+            url = urls[i % len(urls)]
             counts[i] = client.post(f"{url}/api/chat", json=body).json()["eval_count"]
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
@@ -110,17 +116,25 @@ def main() -> int:
     print(
         f"aggregate tokens/s, {args.tokens} tokens a stream; a replica: 1 core, 1 thread, 4 slots"
     )
-    print(f"{'streams':>8}{'1 replica':>11}{'2 + router':>12}{'ratio':>7}")
+    print(
+        f"{'streams':>8}{'1 replica':>11}{'2 split':>9}{'2 + router':>12}"
+        f"{'router / 1':>12}{'router / split':>16}"
+    )
     with corral_server("0", **replica) as (one, _):
         warm(one)
-        single = {n: aggregate(one, n, args.tokens) for n in (1, 2, 4, 8)}
+        single = {n: aggregate([one], n, args.tokens) for n in STREAMS}
     with corral_server("0", **replica) as (a, _), corral_server("1", **replica) as (b, _):
         warm(a)
         warm(b)
+        split = {n: aggregate([a, b], n, args.tokens) for n in STREAMS}
         with corral_server(replicas=f"{a},{b}") as (router, _):
-            for n in (1, 2, 4, 8):
-                pair = aggregate(router, n, args.tokens)
-                print(f"{n:>8}{single[n]:>11.1f}{pair:>12.1f}{pair / single[n]:>7.2f}", flush=True)
+            for n in STREAMS:
+                pair = aggregate([router], n, args.tokens)
+                print(
+                    f"{n:>8}{single[n]:>11.1f}{split[n]:>9.1f}{pair:>12.1f}"
+                    f"{pair / single[n]:>12.2f}{pair / split[n]:>16.2f}",
+                    flush=True,
+                )
         print(f"\nturn-{args.turns} time to first token, 4 interleaved conversations (median)")
         results = {}
         for policy in ("round-robin", "cache-aware"):

@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.testclient import TestClient
 
 from corral.config import Settings
-from corral.router.app import create_router_app
+from corral.router.app import Router, create_router_app
+from corral.router.keys import RouteKey, route_key
 from tests.live import serve_in_thread
 
 
@@ -129,3 +133,35 @@ def test_a_create_that_fails_on_one_replica_says_which(stack: ExitStack) -> None
     answer = client.post("/api/create", json={"model": "c:1", "from": "m:1"})
     assert answer.status_code == 500 and "no space left" in answer.json()["error"]
     assert first == {"c:1"}  # the replica that could, did; the error tells the user to retry
+
+
+def test_new_conversations_spread_and_each_keeps_its_home() -> None:
+    """Eight first turns at once land four and four (CHWBL alone allows five and three);
+    every later turn goes back where its first went, while that replica is within bound."""
+    urls = ["http://a:1", "http://b:1"]
+    chooser = Router(Settings(replicas=urls), httpx.AsyncClient())
+    for replica in chooser.replicas.replicas.values():
+        replica.healthy = True
+
+    def key(i: int, answered: bool = False) -> RouteKey:
+        messages = [{"role": "user", "content": f"Story {i}"}]
+        if answered:
+            messages += [{"role": "assistant", "content": "..."}, {"role": "user", "content": "?"}]
+        return route_key(json.dumps({"model": "m", "messages": messages}).encode())
+
+    idle = dict.fromkeys(urls, 0)
+    same_home = [  # eight conversations that all hash to replica a: CHWBL's worst case
+        i for i in range(200) if chooser.ring.pick(f"m:latest\n{key(i).prefix}", idle) == urls[0]
+    ][:8]
+    homes = {}
+    for i in same_home:  # all in flight together
+        replica = chooser.choose(key(i), set())
+        assert replica is not None
+        replica.in_flight += 1
+        homes[i] = replica.url
+    assert sorted(Counter(homes.values()).values()) == [4, 4]
+    for replica in chooser.replicas.replicas.values():
+        replica.in_flight = 0
+    for i in same_home:
+        second = chooser.choose(key(i, answered=True), set())
+        assert second is not None and second.url == homes[i]

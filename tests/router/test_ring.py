@@ -36,7 +36,8 @@ def test_turn_two_routes_like_turn_one() -> None:
                                         {"role": "user", "content": "hello"}]}  # fmt: skip
     turn2 = {**turn1, "messages": [*turn1["messages"], {"role": "assistant", "content": "hi"},
                                    {"role": "user", "content": "and then?"}]}  # fmt: skip
-    assert route_key(json.dumps(turn1).encode()) == route_key(json.dumps(turn2).encode())
+    one, two = route_key(json.dumps(turn1).encode()), route_key(json.dumps(turn2).encode())
+    assert (one.model, one.prefix) == (two.model, two.prefix)
     other = {**turn1, "messages": [{"role": "user", "content": "another chat"}]}
     assert route_key(json.dumps(other).encode()) != route_key(json.dumps(turn1).encode())
     blocks = {
@@ -48,3 +49,30 @@ def test_turn_two_routes_like_turn_one() -> None:
     responses = {"model": "m", "input": "x", "previous_response_id": "resp_1"}
     assert route_key(json.dumps(responses).encode()).previous_response == "resp_1"
     assert route_key(b"not json").model == ""
+
+
+def test_a_new_key_goes_to_the_least_loaded_and_ties_go_home() -> None:
+    ring = HashRing(NODES)
+    idle = dict.fromkeys(NODES, 0)
+    assert all(ring.least_loaded(f"k{i}", idle) == ring.pick(f"k{i}", idle) for i in range(50))
+    home = ring.pick("k", idle)
+    others = [n for n in NODES if n != home]
+    busy = {home: 1, others[0]: 1, others[1]: 0}
+    assert ring.least_loaded("k", busy) == others[1]  # within CHWBL's bound, yet not idle
+    assert ring.pick("k", busy) == home
+
+
+def test_only_a_conversation_with_no_answer_is_a_first_turn() -> None:
+    def first(body: dict[str, object]) -> bool:
+        return route_key(json.dumps(body).encode()).first_turn
+
+    user = {"role": "user", "content": "hi"}
+    assert first({"model": "m", "messages": [{"role": "system", "content": "S"}, user]})
+    assert not first(
+        {"model": "m", "messages": [user, {"role": "assistant", "content": "yo"}, user]}
+    )
+    assert first({"model": "m", "prompt": "Once upon a time"})
+    assert not first({"model": "m", "prompt": "and then", "context": [1, 2, 3]})
+    assert not first({"model": "m", "input": "x", "previous_response_id": "resp_1"})
+    call = {"type": "function_call_output", "call_id": "c", "output": "18 C"}
+    assert not first({"model": "m", "input": [user, call]})

@@ -3,9 +3,12 @@ the answer back unchanged, fans ``/api/tags`` and ``/api/ps`` out to all and mer
 mirrors store changes (pull, create, delete, copy, blob uploads) to every replica.
 
 Choice, in order: a Responses request continuing an earlier response goes where that one was
-stored; else among the healthy replicas, those with the model loaded (if any); among them the
-consistent-hash-with-bounded-load pick for the model and the prompt's start (see
-:mod:`corral.router.ring`), the router's requests in flight being the load. A replica that
+stored; else among the healthy replicas, those with the model loaded (if any); among them, the
+replica that served this conversation's last turn (keyed by the model and the prompt's start)
+while its load is within the bound; a conversation's first turn, which no replica can have
+cached, goes to the least loaded; anything else to the consistent-hash-with-bounded-load pick
+(see :mod:`corral.router.ring`), which also sends a conversation home after a router restart
+or through another router. The load is the router's requests in flight. A replica that
 refuses the connection is marked down and the request goes to the next pick: nothing is sent
 twice, since nothing reached the first.
 """
@@ -38,7 +41,7 @@ __all__ = ["create_router_app"]
 _CREDENTIALS = {"authorization", "x-api-key", "cookie"}
 _HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding"}
 _RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9]+)"')
-_REMEMBERED_RESPONSES = 10_000
+_REMEMBERED = 10_000  # response ids and conversation homes, least recently used dropped
 # store changes every replica makes (see ``mirror``): which take JSON, and which stream
 # progress (the router asks each replica for one answer and streams the outcome)
 _JSON_MIRRORS = {"/api/pull", "/api/create", "/api/delete", "/api/copy"}
@@ -118,6 +121,7 @@ class Router:
         self.replicas = ReplicaSet(settings.replicas, client, settings.router_health_interval)
         self.ring = HashRing(list(self.replicas.replicas))
         self.responses: OrderedDict[str, str] = OrderedDict()  # response id -> replica url
+        self.homes: OrderedDict[str, str] = OrderedDict()  # routing key -> last replica
         self.round_robin = settings.router_policy == "round-robin"
         self._turn = 0
         self.registry = CollectorRegistry()
@@ -142,14 +146,24 @@ class Router:
         model = _qualified(key.model) if key.model else ""
         pool = [r for r in healthy if model and model in r.loaded] or healthy
         load = {r.url: r.in_flight for r in pool}
-        url = self.ring.pick(f"{model}\n{key.prefix}", load, among=list(load))
+        among = list(load)
+        ring_key = f"{model}\n{key.prefix}"
+        home = self.homes.get(ring_key)
+        if home in load and load[home] + 1 <= self.ring.bound(load, among):
+            url = home  # where this conversation's earlier turns are cached
+        elif home is None and key.first_turn:
+            url = self.ring.least_loaded(ring_key, load, among)  # nothing cached to keep
+        else:
+            url = self.ring.pick(ring_key, load, among)  # CHWBL: home on the ring, bounded
+        self._remember(self.homes, ring_key, url)
         return self.replicas.replicas[url]
 
-    def remember(self, response_id: str, url: str) -> None:
-        self.responses[response_id] = url
-        self.responses.move_to_end(response_id)
-        while len(self.responses) > _REMEMBERED_RESPONSES:
-            self.responses.popitem(last=False)
+    @staticmethod
+    def _remember(table: OrderedDict[str, str], key: str, url: str) -> None:
+        table[key] = url
+        table.move_to_end(key)
+        while len(table) > _REMEMBERED:
+            table.popitem(last=False)
 
     async def forward(self, request: Request) -> Response:
         body = await request.body()
@@ -190,7 +204,7 @@ class Router:
                 if sniff and len(sniffed) < 8192:
                     sniffed += chunk
                     if found := _RESPONSE_ID.search(sniffed):
-                        self.remember(found.group(1).decode(), replica.url)
+                        self._remember(self.responses, found.group(1).decode(), replica.url)
                         sniff = False
                 yield chunk
         except httpx.HTTPError:
