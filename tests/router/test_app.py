@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
@@ -165,3 +167,35 @@ def test_new_conversations_spread_and_each_keeps_its_home() -> None:
     for i in same_home:
         second = chooser.choose(key(i, answered=True), set())
         assert second is not None and second.url == homes[i]
+
+
+def slow_replica(name: str) -> FastAPI:
+    """Answers a chat only after a while, as a non-streamed generation does."""
+    app = replica(name, [], [])
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", "") != "/api/chat"]
+
+    @app.post("/api/chat")
+    async def chat() -> dict[str, str]:
+        await asyncio.sleep(0.5)
+        return {"served_by": name}
+
+    return app
+
+
+def test_a_request_counts_as_load_before_its_answer_starts(stack: ExitStack) -> None:
+    client = router(stack, slow_replica("a"), slow_replica("b"))
+    chooser: Router = client.app.state.router  # type: ignore[attr-defined]
+    idle = dict.fromkeys(chooser.replicas.replicas, 0)
+
+    def body(i: int) -> dict[str, Any]:
+        return {"model": "m", "messages": [{"role": "user", "content": f"Story {i}"}]}
+
+    home = chooser.ring.pick(f"m:latest\n{route_key(json.dumps(body(0)).encode()).prefix}", idle)
+    same = [
+        i for i in range(200)
+        if chooser.ring.pick(f"m:latest\n{route_key(json.dumps(body(i)).encode()).prefix}", idle)
+        == home
+    ][:2]  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        served = list(pool.map(lambda i: client.post("/api/chat", json=body(i)).json(), same))
+    assert {s["served_by"] for s in served} == {"a", "b"}

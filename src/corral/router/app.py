@@ -179,12 +179,18 @@ class Router:
             tried.add(replica.url)
             url = f"{replica.url}{path}" + (f"?{query}" if query else "")
             outgoing = self.client.build_request(request.method, url, headers=headers, content=body)
+            # counted from the moment it is chosen: a non-streamed answer sends its headers
+            # only when it is done, and requests arriving meanwhile must see this one
+            replica.in_flight += 1
             try:
                 upstream = await self.client.send(outgoing, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except httpx.HTTPError as exc:
+                replica.in_flight -= 1
                 self.replicas.mark_down(replica, type(exc).__name__)
-                continue  # nothing reached it: the next pick gets the request
-            replica.in_flight += 1
+                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    continue  # nothing reached it: the next pick gets the request
+                # it may have started the work: not sent twice, the client decides
+                return _error(path, 502, f"replica {replica.url} failed before answering: {exc}")
             self.routed.labels(replica.url).inc()
             return StreamingResponse(
                 self._relay(upstream, replica, path),
