@@ -1,15 +1,16 @@
 """Replicas behind the router, in one run:
 
-1. aggregate tokens/s of 2 replicas behind the router against 1 replica called directly, at
+1. aggregate tokens/s of 2 replicas behind the router against 1 of them called directly, at
    1/2/4/8 concurrent streams; each replica pinned to its own core with ``taskset`` (the
    engines it starts inherit the pinning) and given 1 thread and 4 slots. A second anchor,
    the same 2 replicas called directly with the streams dealt out evenly by the client, is
    what the machine gives 2 replicas at all: "router / split" is the router's own cost
-   (its CPU, and any uneven spread from hashing);
+   (its CPU, and any uneven spread). The three are measured in turn, ``--rounds`` times each
+   (median), every round with new prompts so no prompt cache helps;
 2. time to first token at turn 10 of 4 interleaved conversations through the router,
    cache-aware against round-robin (CORRAL_ROUTER_POLICY), on the same two replicas.
 
-    .venv/bin/python benchmarks/router.py [--tokens 64] [--turns 10]
+    .venv/bin/python benchmarks/router.py [--tokens 64] [--turns 10] [--rounds 3]
 
 Needs at least 2 cores (``taskset -c 0`` and ``-c 1``).
 """
@@ -35,7 +36,7 @@ def warm(url: str) -> None:
     httpx.post(f"{url}/api/generate", json=body, timeout=300).raise_for_status()
 
 
-def aggregate(urls: list[str], streams: int, tokens: int) -> float:
+def aggregate(urls: list[str], streams: int, tokens: int, tag: str) -> float:
     """Tokens/s of ``streams`` concurrent streams, each with its own conversation, dealt out
     over ``urls`` in turn."""
     counts = [0] * streams
@@ -44,7 +45,7 @@ def aggregate(urls: list[str], streams: int, tokens: int) -> float:
         body = {
             "model": MODEL,
             "messages": [
-                {"role": "user", "content": f"Story {i}: tell a long tale about ship {i}."}
+                {"role": "user", "content": f"Story {i} ({tag}): tell a long tale about ship {i}."}
             ],
             "stream": False,
             "options": {"num_predict": tokens, "temperature": 0.8, "seed": i},
@@ -111,28 +112,32 @@ def main() -> int:
     )
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="runs per point (median)")
     args = parser.parse_args()
     replica = {"num_threads": "1", "num_parallel": "4"}
     print(
-        f"aggregate tokens/s, {args.tokens} tokens a stream; a replica: 1 core, 1 thread, 4 slots"
+        f"aggregate tokens/s (median of {args.rounds}), {args.tokens} tokens a stream; "
+        "a replica: 1 core, 1 thread, 4 slots"
     )
     print(
         f"{'streams':>8}{'1 replica':>11}{'2 split':>9}{'2 + router':>12}"
         f"{'router / 1':>12}{'router / split':>16}"
     )
-    with corral_server("0", **replica) as (one, _):
-        warm(one)
-        single = {n: aggregate([one], n, args.tokens) for n in STREAMS}
     with corral_server("0", **replica) as (a, _), corral_server("1", **replica) as (b, _):
         warm(a)
         warm(b)
-        split = {n: aggregate([a, b], n, args.tokens) for n in STREAMS}
         with corral_server(replicas=f"{a},{b}") as (router, _):
             for n in STREAMS:
-                pair = aggregate([router], n, args.tokens)
+                runs: dict[str, list[float]] = {"single": [], "split": [], "router": []}
+                for r in range(args.rounds):  # interleaved, so drift hits all three alike
+                    tag = f"{n}.{r}"
+                    runs["single"].append(aggregate([a], n, args.tokens, tag))
+                    runs["split"].append(aggregate([a, b], n, args.tokens, tag))
+                    runs["router"].append(aggregate([router], n, args.tokens, tag))
+                one, split, pair = (statistics.median(runs[k]) for k in runs)
                 print(
-                    f"{n:>8}{single[n]:>11.1f}{split[n]:>9.1f}{pair:>12.1f}"
-                    f"{pair / single[n]:>12.2f}{pair / split[n]:>16.2f}",
+                    f"{n:>8}{one:>11.1f}{split:>9.1f}{pair:>12.1f}"
+                    f"{pair / one:>12.2f}{pair / split:>16.2f}",
                     flush=True,
                 )
         print(f"\nturn-{args.turns} time to first token, 4 interleaved conversations (median)")
