@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,14 +45,17 @@ class FakeEngine:
         raise ContextLengthExceeded(tokens, self.spec.num_ctx)
         yield Delta()  # pragma: no cover - makes this a generator
 
-    def _checked(self, prompt: str) -> AsyncGenerator[Delta, None]:
+    def _checked(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
         if self.enforce_context and len(prompt) >= self.spec.num_ctx:
             return self._refuse(len(prompt))
-        return self._stream()
+        return self._stream(params.sampling.get("stop") or [])
 
-    async def _stream(self) -> AsyncGenerator[Delta, None]:
+    async def _stream(self, stop: Sequence[str] = ()) -> AsyncGenerator[Delta, None]:
+        """The words in turn; as llama-server, a stop string within a word ends the answer
+        before it (a match across two words is not looked for)."""
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        stop_word: str | None = None
         try:
             for i, word in enumerate(self.words):
                 if self.crash_after is not None and i >= self.crash_after:
@@ -60,10 +63,16 @@ class FakeEngine:
                     raise EngineCrashed(f"engine for {self.spec.label} stopped unexpectedly")
                 if self.delay:
                     await asyncio.sleep(self.delay)
+                stop_word = next((s for s in stop if s in word), None)
+                if stop_word is not None:
+                    if before := word[: word.index(stop_word)]:
+                        yield Delta(content=before)
+                    break
                 yield Delta(content=word)
             yield Delta(
                 done=True,
                 done_reason="stop",
+                stop_word=stop_word,
                 prompt_tokens=self.prompt_tokens,
                 cached_tokens=self.cached_tokens,
                 prompt_ms=1.5,
@@ -81,11 +90,11 @@ class FakeEngine:
         tools: list[dict[str, Any]] | None = None,
     ) -> AsyncGenerator[Delta, None]:
         self.calls.append(Call("chat", messages, None, params, tools))
-        return self._checked(_render(messages))
+        return self._checked(_render(messages), params)
 
     def complete(self, prompt: str, params: GenerationParams) -> AsyncGenerator[Delta, None]:
         self.calls.append(Call("complete", None, prompt, params, None))
-        return self._checked(prompt)
+        return self._checked(prompt, params)
 
     def infill(
         self, prefix: str, suffix: str, params: GenerationParams

@@ -35,6 +35,33 @@ def test_create_and_count_tokens(client: anthropic.Anthropic) -> None:
     assert abs(counted.input_tokens - prompt) <= 1
 
 
+def test_stop_sequence_is_the_one_the_engine_stopped_at(client: anthropic.Anthropic) -> None:
+    ask = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
+    free = client.messages.create(
+        model=MODEL, max_tokens=40, extra_body={"temperature": 0}, messages=ask
+    )
+    text = free.content[0].text
+    assert "5" in text, text  # greedy SmolLM2 counts; the stop below must be reachable
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=40,
+        extra_body={"temperature": 0},
+        stop_sequences=["5", "never-said"],
+        messages=ask,
+    )
+    assert message.stop_reason == "stop_sequence" and message.stop_sequence == "5"
+    assert message.content[0].text == text[: text.index("5")]
+    with client.messages.stream(
+        model=MODEL,
+        max_tokens=40,
+        extra_body={"temperature": 0},
+        stop_sequences=["5"],
+        messages=ask,
+    ) as s:
+        streamed = s.get_final_message()
+    assert streamed.stop_reason == "stop_sequence" and streamed.stop_sequence == "5"
+
+
 def test_stream_matches_create(client: anthropic.Anthropic) -> None:
     ask = [{"role": "user", "content": "Say hello in one short sentence."}]
     whole = client.messages.create(

@@ -214,6 +214,9 @@ class _Final(BaseModel):
     prompt_eval_count: int | None = None
     # The cached part, for /v1's usage (there the prompt is evaluated + cached); not on /api.
     prompt_cached_count: int | None = Field(None, exclude=True)
+    # The request's stop string that ended the answer, for Anthropic's stop_sequence; Ollama
+    # says only "stop", so not on /api either.
+    stop_sequence: str | None = Field(None, exclude=True)
     prompt_eval_duration: int | None = None
     eval_count: int | None = None
     eval_duration: int | None = None

@@ -365,6 +365,7 @@ def _final(delta: Delta, lease: Lease, started_ns: int) -> dict[str, Any]:
         "load_duration": lease.load_duration_ns,
         "prompt_eval_count": delta.prompt_tokens,
         "prompt_cached_count": delta.cached_tokens,
+        "stop_sequence": delta.stop_word,
         "prompt_eval_duration": int(delta.prompt_ms * 1_000_000),
         "eval_count": delta.eval_tokens,
         "eval_duration": int(delta.eval_ms * 1_000_000),

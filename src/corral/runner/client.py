@@ -57,13 +57,17 @@ def _done_reason(finish: str | None) -> str:
 
 
 def _final(
-    finish: str | None, timings: dict[str, Any] | None, tool_calls: list[dict[str, Any]]
+    finish: str | None,
+    timings: dict[str, Any] | None,
+    tool_calls: list[dict[str, Any]],
+    stop_word: str | None = None,
 ) -> Delta:
     t = timings or {}
     return Delta(
         tool_calls=tool_calls,
         done=True,
         done_reason=_done_reason(finish),
+        stop_word=stop_word or None,
         prompt_tokens=int(t.get("prompt_n") or 0),
         cached_tokens=int(t.get("cache_n") or 0),
         prompt_ms=float(t.get("prompt_ms") or 0.0),
@@ -72,6 +76,14 @@ def _final(
         draft_tokens=int(t.get("draft_n") or 0),
         draft_accepted=int(t.get("draft_n_accepted") or 0),
     )
+
+
+def _stop_word(result: Any) -> str | None:
+    """The stop string that ended an answer, from the engine's final result."""
+    if not isinstance(result, dict) or result.get("stop_type") != "word":
+        return None
+    word = result.get("stopping_word")
+    return word if isinstance(word, str) and word else None
 
 
 def _parse_arguments(name: str, raw: str) -> dict[str, Any]:
@@ -177,6 +189,11 @@ class EngineClient:
         if params.top_logprobs is not None:
             body["logprobs"] = True
             body["top_logprobs"] = params.top_logprobs
+        if body.get("stop"):
+            # which stop string ended the answer (Anthropic's stop_sequence): the engine says
+            # so only in its debug field, trimmed here to the two entries wanted
+            body["verbose"] = True
+            body["response_fields"] = ["stop_type", "stopping_word"]
         if isinstance(params.think, bool):
             body["chat_template_kwargs"] = {"enable_thinking": params.think}
         elif params.think:
@@ -195,6 +212,7 @@ class EngineClient:
             "content",
             "stop",
             "stop_type",
+            "stopping_word",
             "timings",
             "completion_probabilities",
         ]
@@ -213,7 +231,7 @@ class EngineClient:
         body: dict[str, Any] = dict(params.sampling)
         body.update(input_prefix=prefix, input_suffix=suffix, prompt="", stream=True)
         body["cache_prompt"] = True
-        body["response_fields"] = ["content", "stop", "stop_type", "timings"]
+        body["response_fields"] = ["content", "stop", "stop_type", "stopping_word", "timings"]
         return self._completion_deltas(body, None, path="/infill")
 
     async def embed(self, inputs: list[str | list[int]]) -> Embeddings:
@@ -268,11 +286,14 @@ class EngineClient:
     async def _chat_deltas(self, body: dict[str, Any]) -> AsyncGenerator[Delta, None]:
         finish: str | None = None
         timings: dict[str, Any] | None = None
+        stop_word: str | None = None
         calls: dict[int, dict[str, str]] = {}
         async with contextlib.aclosing(self._events("/v1/chat/completions", body)) as events:
             async for event in events:
                 if "timings" in event:
                     timings = event["timings"]
+                if "__verbose" in event:
+                    stop_word = _stop_word(event["__verbose"])
                 for choice in event.get("choices") or ():
                     delta = choice.get("delta")
                     if delta:
@@ -305,7 +326,7 @@ class EngineClient:
             }
             for _, c in sorted(calls.items())
         ]
-        yield _final(finish, timings, tool_calls)
+        yield _final(finish, timings, tool_calls, stop_word)
 
     async def _completion_deltas(
         self, body: dict[str, Any], top_logprobs: int | None, path: str = "/completion"
@@ -319,7 +340,9 @@ class EngineClient:
                         probs = [_ollama_logprob(p, top_logprobs) for p in probs]
                     yield Delta(content=content, logprobs=probs)
                 if event.get("stop"):
-                    yield _final(event.get("stop_type"), event.get("timings"), [])
+                    yield _final(
+                        event.get("stop_type"), event.get("timings"), [], _stop_word(event)
+                    )
                     return
         raise self._crashed("the answer ended before it was complete")
 

@@ -64,6 +64,7 @@ class Delta:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
     done_reason: str | None = None  # "stop" or "length"
+    stop_word: str | None = None  # the request's stop string that ended the answer, if one did
     prompt_tokens: int = 0  # evaluated for this answer; the prompt is these plus the cached
     cached_tokens: int = 0  # reused from the engine's prompt cache, not evaluated again
     prompt_ms: float = 0.0

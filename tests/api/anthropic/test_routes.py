@@ -98,6 +98,24 @@ def test_stream_events_and_final_message(client: anthropic.Anthropic) -> None:
     assert final.stop_reason == "end_turn" and final.usage.output_tokens == 3
 
 
+def test_a_stop_sequence_is_named(client: anthropic.Anthropic) -> None:
+    ask = [{"role": "user", "content": "Hi"}]
+    whole = client.messages.create(
+        model=MODEL, max_tokens=16, stop_sequences=["END", "ere"], messages=ask
+    )
+    assert whole.content[0].text == "Hello th"
+    assert whole.stop_reason == "stop_sequence" and whole.stop_sequence == "ere"
+    with client.messages.stream(
+        model=MODEL, max_tokens=16, stop_sequences=["ere"], messages=ask
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "stop_sequence" and final.stop_sequence == "ere"
+    unmatched = client.messages.create(
+        model=MODEL, max_tokens=16, stop_sequences=["END"], messages=ask
+    )
+    assert unmatched.stop_reason == "end_turn" and unmatched.stop_sequence is None
+
+
 def test_raw_stream_has_anthropic_event_names(url: str) -> None:
     body = {"model": MODEL, "max_tokens": 8, "stream": True,
             "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,8 @@ class ScriptedEngine(FakeEngine):
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     logprobs: bool = False
 
-    async def _stream(self) -> AsyncGenerator[Delta, None]:
-        async for delta in super()._stream():
+    async def _stream(self, stop: Sequence[str] = ()) -> AsyncGenerator[Delta, None]:
+        async for delta in super()._stream(stop):
             if delta.done:
                 delta.tool_calls = list(self.tool_calls)
             elif self.logprobs:

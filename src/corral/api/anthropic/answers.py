@@ -31,6 +31,8 @@ def _usage(chunk: ChatResponse) -> Usage:
 def _stop_reason(chunk: ChatResponse) -> str:
     if chunk.message.tool_calls:
         return "tool_use"
+    if chunk.stop_sequence:
+        return "stop_sequence"
     return "max_tokens" if chunk.done_reason == "length" else "end_turn"
 
 
@@ -51,7 +53,12 @@ def message(chunk: ChatResponse, *, id: str, model: str) -> Message:
         content.append({"type": "text", "text": chunk.message.content})
     content.extend(_tool_uses(chunk))
     return Message(
-        id=id, model=model, content=content, stop_reason=_stop_reason(chunk), usage=_usage(chunk)
+        id=id,
+        model=model,
+        content=content,
+        stop_reason=_stop_reason(chunk),
+        stop_sequence=chunk.stop_sequence,
+        usage=_usage(chunk),
     )
 
 
@@ -116,7 +123,7 @@ class MessageEvents:
             )  # fmt: skip
         events += self._close()
         usage = _usage(chunk).model_dump(exclude_none=True)
-        stop = {"stop_reason": _stop_reason(chunk), "stop_sequence": None}
+        stop = {"stop_reason": _stop_reason(chunk), "stop_sequence": chunk.stop_sequence}
         events.append(("message_delta", {"type": "message_delta", "delta": stop, "usage": usage}))
         events.append(("message_stop", {"type": "message_stop"}))
         return events
