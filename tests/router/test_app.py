@@ -199,3 +199,56 @@ def test_a_request_counts_as_load_before_its_answer_starts(stack: ExitStack) -> 
     with ThreadPoolExecutor(2) as pool:
         served = list(pool.map(lambda i: client.post("/api/chat", json=body(i)).json(), same))
     assert {s["served_by"] for s in served} == {"a", "b"}
+
+
+def responses_replica(name: str, stored: dict[str, str], asked: list[str]) -> FastAPI:
+    """A stand-in Responses store: a response lives on the replica that made it."""
+    app = replica(name, [], [])
+
+    @app.post("/v1/responses")
+    async def create(body: dict[str, Any]) -> JSONResponse:
+        previous = body.get("previous_response_id")
+        asked.append(f"{name}:POST:{previous}")
+        if previous is not None and previous not in stored:
+            return JSONResponse({"error": {"message": "not found"}}, status_code=404)
+        ident = f"resp_{name}{len(stored)}"
+        stored[ident] = name
+        return JSONResponse({"id": ident, "object": "response", "served_by": name})
+
+    @app.api_route("/v1/responses/{ident}", methods=["GET", "DELETE"])
+    async def one(ident: str) -> JSONResponse:
+        asked.append(f"{name}:GET:{ident}")
+        if ident not in stored:
+            return JSONResponse({"error": {"message": "not found"}}, status_code=404)
+        return JSONResponse({"id": ident, "served_by": name})
+
+    return app
+
+
+def test_a_stored_response_is_found_where_it_was_stored(stack: ExitStack) -> None:
+    stored_a: dict[str, str] = {}
+    stored_b: dict[str, str] = {}
+    asked: list[str] = []
+    urls = [
+        stack.enter_context(serve_in_thread(responses_replica(n, s, asked)))
+        for n, s in (("a", stored_a), ("b", stored_b))
+    ]
+    first = stack.enter_context(TestClient(create_router_app(Settings(replicas=urls))))
+    made = [first.post("/v1/responses", json={"model": "m", "input": f"{i}"}).json()
+            for i in range(6)]  # fmt: skip
+    assert {m["served_by"] for m in made} == {"a", "b"}
+    for m in made:  # GET goes to the replica that stored it, known from the answer
+        assert first.get(f"/v1/responses/{m['id']}").json()["served_by"] == m["served_by"]
+    # a second router (or this one restarted) has seen none of them: it looks replica by
+    # replica, and a 404 from the wrong one is not the answer
+    second = stack.enter_context(TestClient(create_router_app(Settings(replicas=urls))))
+    for m in made:
+        assert second.get(f"/v1/responses/{m['id']}").json()["served_by"] == m["served_by"]
+        body = {"model": "m", "input": "again", "previous_response_id": m["id"]}
+        assert second.post("/v1/responses", json=body).json()["served_by"] == m["served_by"]
+    missing = second.get("/v1/responses/resp_nowhere")
+    assert missing.status_code == 404
+    assert sorted(a for a in asked if "nowhere" in a) == [
+        "a:GET:resp_nowhere",
+        "b:GET:resp_nowhere",
+    ]

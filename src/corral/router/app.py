@@ -2,15 +2,17 @@
 the answer back unchanged, fans ``/api/tags`` and ``/api/ps`` out to all and merges them, and
 mirrors store changes (pull, create, delete, copy, blob uploads) to every replica.
 
-Choice, in order: a Responses request continuing an earlier response goes where that one was
-stored; else among the healthy replicas, those with the model loaded (if any); among them, the
-replica that served this conversation's last turn (keyed by the model and the prompt's start)
-while its load is within the bound; a conversation's first turn, which no replica can have
-cached, goes to the least loaded; anything else to the consistent-hash-with-bounded-load pick
-(see :mod:`corral.router.ring`), which also sends a conversation home after a router restart
-or through another router. The load is the router's requests in flight. A replica that
-refuses the connection is marked down and the request goes to the next pick: nothing is sent
-twice, since nothing reached the first.
+Choice, in order: a Responses request continuing an earlier response, and a GET or DELETE of
+a stored response, goes where that one was stored (one the router has not seen is asked of
+each replica in turn until one has it); else among the healthy replicas, those with the
+model loaded (if any); among them, the replica that served this conversation's last turn
+(keyed by the model and the prompt's start) while its load is within the bound; a
+conversation's first turn, which no replica can have cached, goes to the least loaded;
+anything else to the consistent-hash-with-bounded-load pick (see :mod:`corral.router.ring`),
+which also sends a conversation home after a router restart or through another router. The
+load is the router's requests in flight. A replica that refuses the connection is marked
+down and the request goes to the next pick: nothing is sent twice, since nothing reached the
+first.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = ["create_router_app"]
 _CREDENTIALS = {"authorization", "x-api-key", "cookie"}
 _HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding"}
 _RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9]+)"')
+_RESPONSE_PATH = re.compile(r"^/v1/responses/(resp_[A-Za-z0-9]+)(?:/|$)")  # GET, DELETE, items
 _REMEMBERED = 10_000  # response ids and conversation homes, least recently used dropped
 # store changes every replica makes (see ``mirror``): which take JSON, and which stream
 # progress (the router asks each replica for one answer and streams the outcome)
@@ -158,6 +161,9 @@ class Router:
         self._remember(self.homes, ring_key, url)
         return self.replicas.replicas[url]
 
+    def _others(self, tried: set[str]) -> bool:
+        return any(r.url not in tried for r in self.replicas.healthy())
+
     @staticmethod
     def _remember(table: OrderedDict[str, str], key: str, url: str) -> None:
         table[key] = url
@@ -167,9 +173,19 @@ class Router:
 
     async def forward(self, request: Request) -> Response:
         body = await request.body()
-        key = route_key(body) if request.method in ("POST", "PUT") else RouteKey("", "")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         path = request.url.path
+        if stored := _RESPONSE_PATH.match(path):
+            key = RouteKey("", "", previous_response=stored.group(1))
+        elif request.method in ("POST", "PUT"):
+            key = route_key(body)
+        else:
+            key = RouteKey("", "")
+        # a stored response the router has not seen (it restarted, or another router served
+        # it) is on one replica only: a 404 from another means "not here", so ask the next
+        searching = key.previous_response is not None and key.previous_response not in (
+            self.responses
+        )
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         query = request.url.query
         tried: set[str] = set()
         while True:
@@ -192,6 +208,12 @@ class Router:
                 # it may have started the work: not sent twice, the client decides
                 return _error(path, 502, f"replica {replica.url} failed before answering: {exc}")
             self.routed.labels(replica.url).inc()
+            if searching and upstream.status_code == 404 and self._others(tried):
+                replica.in_flight -= 1
+                await upstream.aclose()  # nothing ran there: it does not hold that response
+                continue
+            if searching and upstream.status_code < 300 and key.previous_response:
+                self._remember(self.responses, key.previous_response, replica.url)
             return StreamingResponse(
                 self._relay(upstream, replica, path),
                 status_code=upstream.status_code,
