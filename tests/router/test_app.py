@@ -74,6 +74,8 @@ def test_pull_and_tags_fan_out(stack: ExitStack) -> None:
     names = [m["name"] for m in client.get("/api/tags").json()["models"]]
     assert sorted(names) == ["a-only:latest", "b-only:latest", "shared:latest"]
     assert client.get("/health/ready").json() == {"status": "ready", "replicas": 2}
+    ui = client.get("/ui/")
+    assert ui.status_code == 404 and "Open the web UI on one of its replicas" in ui.text
 
 
 def test_a_failed_pull_names_the_replica(stack: ExitStack) -> None:

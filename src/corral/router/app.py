@@ -296,6 +296,15 @@ def create_router_app(settings: Settings, *, client: httpx.AsyncClient | None = 
     async def root() -> str:
         return "corral is running"  # what Ollama clients probe; the router answers for all
 
+    @app.get("/ui{rest:path}", response_class=PlainTextResponse, include_in_schema=False)
+    async def no_web_ui(rest: str) -> PlainTextResponse:
+        # the UI's accounts and chats live in one server's database: not spread over replicas
+        return PlainTextResponse(
+            "this is a corral router: it serves /api and /v1 only. Open the web UI on one "
+            "of its replicas, or point Open WebUI at this address.",
+            status_code=404,
+        )
+
     @app.get("/health/live")
     async def live() -> dict[str, str]:
         return {"status": "live"}
