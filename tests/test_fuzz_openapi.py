@@ -106,10 +106,11 @@ def test_no_5xx_and_errors_in_the_surface_shape(
     assert len(unfuzzable) < len(operations) // 2, unfuzzable
 
 
-def test_the_schema_lists_both_surfaces(api_schema: Any) -> None:
+def test_the_schema_lists_every_surface(api_schema: Any) -> None:
     paths = set(api_schema.raw_schema["paths"])
     assert {"/api/chat", "/api/generate", "/v1/chat/completions", "/v1/models"} <= paths
     assert {"/v1/messages", "/v1/messages/count_tokens"} <= paths
+    assert {"/v1/responses", "/v1/responses/{response_id}"} <= paths
 
 
 def test_shape_check_can_fail() -> None:
