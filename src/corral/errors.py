@@ -83,11 +83,20 @@ class ContextLengthExceeded(BadRequest):
         *,
         what: str = "the prompt",
         verb: str = "shorten it",
+        limit: int | None = None,
     ) -> None:
+        if limit is not None and num_ctx >= limit:  # raising num_ctx cannot help
+            how = (
+                f"{verb}, or use a model with a longer context ({limit} tokens is the most "
+                "this model was trained for)"
+            )
+        else:
+            how = (
+                f"{verb} or raise num_ctx (the request's options.num_ctx, PARAMETER num_ctx in "
+                "a Modelfile, or CORRAL_CONTEXT_LENGTH for the server's default)"
+            )
         super().__init__(
-            f"{what} ({prompt_tokens} tokens) does not fit the context ({num_ctx} tokens): "
-            f"{verb} or raise num_ctx (the request's options.num_ctx, PARAMETER num_ctx in "
-            "a Modelfile, or CORRAL_CONTEXT_LENGTH for the server's default)"
+            f"{what} ({prompt_tokens} tokens) does not fit the context ({num_ctx} tokens): {how}"
         )
         self.prompt_tokens = prompt_tokens
         self.num_ctx = num_ctx

@@ -64,3 +64,23 @@ def test_openai_prompt_tokens_include_the_cached_part(live_server: LiveServer) -
     assert second["prompt_tokens"] == first["prompt_tokens"]
     assert second["prompt_tokens_details"]["cached_tokens"] > 0  # the repeat came from cache
     assert second["prompt_tokens_details"]["cached_tokens"] < second["prompt_tokens"]
+
+
+def test_num_ctx_is_held_to_the_models_training_context(live_server: LiveServer) -> None:
+    """SmolLM2 was trained for 8192 tokens and llama-server gives no slot more: a larger
+    num_ctx loads as 8192 (no KV cache reserved that no request could use), and a prompt
+    over it is told that a longer num_ctx cannot help."""
+    body: dict[str, Any] = {
+        "model": MODEL,
+        "messages": long_chat() + long_chat()[1:],  # about 15,000 tokens
+        "stream": False,
+        "truncate": False,
+        "options": {"num_ctx": 32768, "num_predict": 4},
+    }
+    refused = httpx.post(live_server.url + "/api/chat", json=body, timeout=120)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert "(8192 tokens)" in error and "the most this model was trained for" in error, error
+    assert "raise num_ctx" not in error
+    models = httpx.get(live_server.url + "/api/ps").json()["models"]
+    assert [m["context_length"] for m in models if m["name"] == MODEL] == [8192]

@@ -160,3 +160,11 @@ def test_maybe_fits_is_a_cheap_upper_bound() -> None:
     assert maybe_fits(chat(1, size=10), None, 3072)
     assert not maybe_fits(chat(20), None, 3072)
     assert not maybe_fits([{"role": "user", "content": "hi", "images": ["x"]}], None, 500)
+
+
+def test_at_the_models_own_limit_the_400_does_not_say_raise_num_ctx() -> None:
+    messages = chat(10, system="x" * 5000)
+    with pytest.raises(ContextLengthExceeded) as info:
+        asyncio.run(fit_messages(messages, Counter(), num_ctx=4096, reserve=1024, limit=4096))
+    assert "raise num_ctx" not in info.value.message
+    assert "4096 tokens is the most this model was trained for" in info.value.message

@@ -105,7 +105,13 @@ class System:
         """The report for a model in the store, with its own parameters as defaults."""
         options = {**model.params, **self._overrides(body)}
         speculation = self.drafts.resolve(model, options)
-        spec = load_spec(model, options, self.settings, speculation=speculation)
+        spec = load_spec(
+            model,
+            options,
+            self.settings,
+            speculation=speculation,
+            context_limit=self.catalog.gguf(model).context_length,
+        )
         return assess_fit(
             self.catalog.gguf(model),
             model.model_path.stat().st_size,
@@ -134,9 +140,12 @@ class System:
         finally:
             await client.aclose()
         overrides = self._overrides(body)
+        num_ctx = int(overrides.get("num_ctx") or self.settings.context_length)
+        limit = found.info.context_length  # as load_spec holds it for a local model
         spec = LoadSpec(
             model_path=Path(name.display),
-            num_ctx=int(overrides.get("num_ctx") or self.settings.context_length),
+            num_ctx=min(num_ctx, limit) if limit else num_ctx,
+            context_limit=limit,
             num_parallel=int(overrides.get("num_parallel") or self.settings.num_parallel),
             num_gpu=overrides.get("num_gpu"),
             label=name.display,

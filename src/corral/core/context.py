@@ -101,7 +101,12 @@ def _drop(messages: Sequence[dict[str, Any]], droppable: list[int], k: int) -> l
 
 
 async def fit_messages(
-    messages: Sequence[dict[str, Any]], count: Count, *, num_ctx: int, reserve: int
+    messages: Sequence[dict[str, Any]],
+    count: Count,
+    *,
+    num_ctx: int,
+    reserve: int,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """The messages to send: all of them if they fit ``num_ctx - reserve`` tokens, else the
     system messages and the fewest-dropped suffix that does. ``count`` gives the prompt
@@ -114,12 +119,12 @@ async def fit_messages(
         return messages
     droppable, cuts = _cut_points(messages)
     if cuts == [0]:  # nothing to drop: only system messages and the last one
-        return _check_hard(messages, tokens, num_ctx)
+        return _check_hard(messages, tokens, num_ctx, limit)
     known = {0: tokens}
     smallest = _drop(messages, droppable, cuts[-1])
     known[cuts[-1]] = await count(smallest)
     if known[cuts[-1]] > budget:
-        return _check_hard(smallest, known[cuts[-1]], num_ctx)
+        return _check_hard(smallest, known[cuts[-1]], num_ctx, limit)
     lo, hi = 0, len(cuts) - 1  # cuts[lo] does not fit, cuts[hi] does
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -131,10 +136,16 @@ async def fit_messages(
     return _drop(messages, droppable, cuts[hi])
 
 
-def _check_hard(kept: list[dict[str, Any]], tokens: int, num_ctx: int) -> list[dict[str, Any]]:
+def _check_hard(
+    kept: list[dict[str, Any]], tokens: int, num_ctx: int, limit: int | None
+) -> list[dict[str, Any]]:
     # the engine refuses a prompt of num_ctx tokens or more: at least one must be generated
     if tokens >= num_ctx:
         raise ContextLengthExceeded(
-            tokens, num_ctx, what="the system prompt and the last message", verb="shorten them"
+            tokens,
+            num_ctx,
+            what="the system prompt and the last message",
+            verb="shorten them",
+            limit=limit,
         )
     return kept

@@ -52,7 +52,12 @@ class EmbeddingService:
         options.setdefault("num_ctx", min(self.settings.context_length, EMBED_CONTEXT))
         keep_alive = parse_keep_alive(request.keep_alive, self.settings.default_keep_alive)
         spec = load_spec(
-            model, options, self.settings, embedding=True, pooling=self._pooling(model)
+            model,
+            options,
+            self.settings,
+            embedding=True,
+            pooling=self._pooling(model),
+            context_limit=self.catalog.gguf(model).context_length,
         )
         inputs = [text for text in request.inputs if text]
         if keep_alive == 0 and not inputs:

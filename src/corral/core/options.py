@@ -56,16 +56,24 @@ def load_spec(
     embedding: bool = False,
     pooling: str | None = None,
     speculation: Speculation | None = None,
+    context_limit: int | None = None,
 ) -> LoadSpec:
+    """``context_limit``: the model's training context (its GGUF header's context_length).
+    num_ctx is held to it, as Ollama does: llama-server gives no slot more than that, so a
+    larger num_ctx would only reserve KV cache no request can use, and make corral's own
+    context fitting count on room the engine does not have."""
     num_ctx = int(options.get("num_ctx") or settings.context_length)
     if num_ctx < 16:
         raise InvalidOption(f"num_ctx must be at least 16, got {num_ctx}")
+    if context_limit and num_ctx > context_limit:
+        num_ctx = context_limit
     thread = options.get("num_thread") or settings.num_threads
     speculation = None if embedding else speculation  # embeddings generate nothing to guess
     draft = speculation.draft if speculation else None
     return LoadSpec(
         model_path=model.model_path,
         num_ctx=num_ctx,
+        context_limit=context_limit or None,
         num_parallel=int(options.get("num_parallel") or settings.num_parallel),
         num_batch=options.get("num_batch"),
         num_gpu=options.get("num_gpu"),

@@ -130,7 +130,11 @@ class Service:
 
     def _load_spec(self, model: LocalModel, options: dict[str, Any]) -> LoadSpec:
         return load_spec(
-            model, options, self.settings, speculation=self.drafts.resolve(model, options)
+            model,
+            options,
+            self.settings,
+            speculation=self.drafts.resolve(model, options),
+            context_limit=self.catalog.gguf(model).context_length,
         )
 
     def _keep_alive(self, value: float | int | str | None) -> float | None:
@@ -259,7 +263,9 @@ class Service:
                 return len(text.encode()) + 1 + extra
             return len(await engine.tokenize(text)) + 1 + extra
 
-        kept = await fit_messages(native, count, num_ctx=num_ctx, reserve=reserve)
+        kept = await fit_messages(
+            native, count, num_ctx=num_ctx, reserve=reserve, limit=engine.spec.context_limit
+        )
         if len(kept) < len(native):
             log.info(
                 "%s: dropped the %d oldest of %d messages to fit num_ctx %d",

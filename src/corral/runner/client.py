@@ -131,8 +131,10 @@ class EngineClient:
         *,
         is_alive: Callable[[], bool] | None = None,
         max_connections: int = 64,
+        context_limit: int | None = None,
     ) -> None:
         self.label = label
+        self.context_limit = context_limit  # for a clear "does not fit" message
         self._base_url = base_url
         self._max_connections = max_connections
         self._closed = False
@@ -458,7 +460,7 @@ class EngineClient:
             # the engine's "..., try increasing it" does not say what to increase
             tokens, n_ctx = error.get("n_prompt_tokens"), error.get("n_ctx")
             if isinstance(tokens, int) and isinstance(n_ctx, int):
-                return ContextLengthExceeded(tokens, n_ctx)
+                return ContextLengthExceeded(tokens, n_ctx, limit=self.context_limit)
         if 400 <= status < 500:
             return BadRequest(message)
         return EngineError(f"engine for {self.label} failed: {message}")

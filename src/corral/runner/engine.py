@@ -41,7 +41,12 @@ class LlamaServerEngine:
     def __init__(self, spec: LoadSpec, process: LlamaServerProcess) -> None:
         self.spec = spec
         self.process = process
-        self.client = EngineClient(process.base_url, _label(spec), is_alive=process.is_alive)
+        self.client = EngineClient(
+            process.base_url,
+            _label(spec),
+            is_alive=process.is_alive,
+            context_limit=spec.context_limit,
+        )
 
     @property
     def pid(self) -> int:

@@ -18,6 +18,7 @@ class LoadSpec:
 
     model_path: Path
     num_ctx: int  # context per slot; the engine gets num_ctx * num_parallel
+    context_limit: int | None = None  # the model's training context, which num_ctx stays within
     num_parallel: int = 1
     num_batch: int | None = None
     num_gpu: int | None = None  # layers to offload; None = engine default
