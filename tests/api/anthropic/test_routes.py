@@ -228,7 +228,7 @@ def test_what_claude_code_sends_is_accepted(url: str, factory: FakeFactory) -> N
             {"role": "system", "content": "Agent types: none."},
         ],
         "tools": [WEATHER],
-        "thinking": {"type": "adaptive"},
+        "thinking": {"type": "adaptive", "display": "omitted"},  # Claude Code 2.1
         "output_config": {"effort": "high"},
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
         "metadata": {"user_id": "u"},

@@ -44,11 +44,13 @@ def _tool_uses(chunk: ChatResponse) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def message(chunk: ChatResponse, *, id: str, model: str) -> Message:
-    """The whole answer (a folded stream) as one ``message``."""
+def message(chunk: ChatResponse, *, id: str, model: str, omit_thinking: bool = False) -> Message:
+    """The whole answer (a folded stream) as one ``message``; ``omit_thinking`` keeps the
+    thinking block and leaves its text out (``thinking.display: "omitted"``)."""
     content: list[dict[str, Any]] = []
     if chunk.message.thinking:
-        content.append({"type": "thinking", "thinking": chunk.message.thinking, "signature": ""})
+        text = "" if omit_thinking else chunk.message.thinking
+        content.append({"type": "thinking", "thinking": text, "signature": ""})
     if chunk.message.content:
         content.append({"type": "text", "text": chunk.message.content})
     content.extend(_tool_uses(chunk))
@@ -65,9 +67,10 @@ def message(chunk: ChatResponse, *, id: str, model: str) -> Message:
 class MessageEvents:
     """Native chunks in, Anthropic events out; one content block open at a time."""
 
-    def __init__(self, *, id: str, model: str) -> None:
+    def __init__(self, *, id: str, model: str, omit_thinking: bool = False) -> None:
         self.id = id
         self.model = model
+        self.omit_thinking = omit_thinking
         self.started = False
         self.index = -1
         self.open: str | None = None  # the type of the block being streamed
@@ -105,7 +108,10 @@ class MessageEvents:
 
     def convert(self, chunk: ChatResponse) -> list[Event]:
         events: list[Event] = [] if self.started else self._start()
-        if chunk.message.thinking:
+        if chunk.message.thinking and self.omit_thinking:
+            if self.open != "thinking":  # the block, without its text
+                events += self._block({"type": "thinking", "thinking": "", "signature": ""})
+        elif chunk.message.thinking:
             events += self._delta(
                 "thinking", {"type": "thinking_delta", "thinking": chunk.message.thinking}
             )

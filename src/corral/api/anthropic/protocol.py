@@ -65,6 +65,12 @@ class ToolChoice(_Strict):
 class Thinking(_Strict):
     type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = Field(None, ge=0)
+    # "omitted": thinking blocks come back with their text left out (Claude Code asks so)
+    display: Literal["summarized", "omitted"] | None = None
+
+    @property
+    def omitted(self) -> bool:
+        return self.display == "omitted"
 
 
 class OutputFormat(_Strict):

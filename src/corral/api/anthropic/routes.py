@@ -44,13 +44,14 @@ def _error_event(exc: Exception) -> bytes:
 async def create_message(body: MessagesRequest, request: Request) -> Response:
     stream = request.app.state.service.chat(convert.chat_request(body))
     ident = answers.new_id("msg")
+    omit = body.thinking is not None and body.thinking.omitted
     if body.stream:
-        events = answers.MessageEvents(id=ident, model=body.model)
+        events = answers.MessageEvents(id=ident, model=body.model, omit_thinking=omit)
         return await stream_events(
             stream, events.convert, list, encode=_sse, error_event=_error_event, tail=b""
         )
     result = await collect_chat(stream)
-    message = answers.message(result, id=ident, model=body.model)
+    message = answers.message(result, id=ident, model=body.model, omit_thinking=omit)
     return Response(message.model_dump_json(), media_type="application/json")
 
 
