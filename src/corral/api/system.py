@@ -25,7 +25,7 @@ from pydantic import Field
 from corral.config import Settings
 from corral.core.catalog import Catalog
 from corral.core.fitreport import FitReport, assess_fit
-from corral.core.options import load_spec
+from corral.core.options import held_num_ctx, load_spec
 from corral.core.speculative import Drafts
 from corral.core.sysinfo import machine_info
 from corral.errors import (
@@ -141,10 +141,10 @@ class System:
             await client.aclose()
         overrides = self._overrides(body)
         num_ctx = int(overrides.get("num_ctx") or self.settings.context_length)
-        limit = found.info.context_length  # as load_spec holds it for a local model
+        limit = found.info.context_length
         spec = LoadSpec(
             model_path=Path(name.display),
-            num_ctx=min(num_ctx, limit) if limit else num_ctx,
+            num_ctx=held_num_ctx(num_ctx, limit),
             context_limit=limit,
             num_parallel=int(overrides.get("num_parallel") or self.settings.num_parallel),
             num_gpu=overrides.get("num_gpu"),

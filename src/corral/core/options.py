@@ -17,7 +17,7 @@ from corral.types import Format, Options
 if TYPE_CHECKING:
     from corral.core.speculative import Speculation
 
-__all__ = ["generation_params", "load_spec", "merged_options"]
+__all__ = ["generation_params", "held_num_ctx", "load_spec", "merged_options"]
 
 # Ollama option name -> llama-server parameter name.
 _SAMPLING = {
@@ -48,6 +48,14 @@ def merged_options(model: LocalModel, options: Options | None) -> dict[str, Any]
     return merged
 
 
+def held_num_ctx(num_ctx: int, context_limit: int | None) -> int:
+    """num_ctx held to the model's training context (its GGUF header's context_length), as
+    Ollama does: llama-server gives no slot more than that, so a larger num_ctx would only
+    reserve KV cache no request can use, and make corral's own context fitting count on
+    room the engine does not have."""
+    return min(num_ctx, context_limit) if context_limit else num_ctx
+
+
 def load_spec(
     model: LocalModel,
     options: dict[str, Any],
@@ -58,15 +66,11 @@ def load_spec(
     speculation: Speculation | None = None,
     context_limit: int | None = None,
 ) -> LoadSpec:
-    """``context_limit``: the model's training context (its GGUF header's context_length).
-    num_ctx is held to it, as Ollama does: llama-server gives no slot more than that, so a
-    larger num_ctx would only reserve KV cache no request can use, and make corral's own
-    context fitting count on room the engine does not have."""
+    """``context_limit``: the model's training context; see :func:`held_num_ctx`."""
     num_ctx = int(options.get("num_ctx") or settings.context_length)
     if num_ctx < 16:
         raise InvalidOption(f"num_ctx must be at least 16, got {num_ctx}")
-    if context_limit and num_ctx > context_limit:
-        num_ctx = context_limit
+    num_ctx = held_num_ctx(num_ctx, context_limit)
     thread = options.get("num_thread") or settings.num_threads
     speculation = None if embedding else speculation  # embeddings generate nothing to guess
     draft = speculation.draft if speculation else None
