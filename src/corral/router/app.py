@@ -182,9 +182,7 @@ class Router:
             key = RouteKey("", "")
         # a stored response the router has not seen (it restarted, or another router served
         # it) is on one replica only: a 404 from another means "not here", so ask the next
-        searching = key.previous_response is not None and key.previous_response not in (
-            self.responses
-        )
+        lookup = None if key.previous_response in self.responses else key.previous_response
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         query = request.url.query
         tried: set[str] = set()
@@ -208,12 +206,12 @@ class Router:
                 # it may have started the work: not sent twice, the client decides
                 return _error(path, 502, f"replica {replica.url} failed before answering: {exc}")
             self.routed.labels(replica.url).inc()
-            if searching and upstream.status_code == 404 and self._others(tried):
+            if lookup and upstream.status_code == 404 and self._others(tried):
                 replica.in_flight -= 1
                 await upstream.aclose()  # nothing ran there: it does not hold that response
                 continue
-            if searching and upstream.status_code < 300 and key.previous_response:
-                self._remember(self.responses, key.previous_response, replica.url)
+            if lookup and upstream.status_code < 300:
+                self._remember(self.responses, lookup, replica.url)
             return StreamingResponse(
                 self._relay(upstream, replica, path),
                 status_code=upstream.status_code,

@@ -67,7 +67,7 @@ def _final(
         tool_calls=tool_calls,
         done=True,
         done_reason=_done_reason(finish),
-        stop_word=stop_word or None,
+        stop_word=stop_word,
         prompt_tokens=int(t.get("prompt_n") or 0),
         cached_tokens=int(t.get("cache_n") or 0),
         prompt_ms=float(t.get("prompt_ms") or 0.0),
